@@ -1,0 +1,487 @@
+//! `#[verify_no_leaks]`: parse the arguments and the test, validate each
+//! with an error pointing at the offending token, then generate one call
+//! into `::taskleak::__private`.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Attribute, Expr, ItemFn, Lit, LitStr, MetaNameValue, Token};
+
+const OPTIONS: &str =
+    "`max_retries`, `max_sleep`, `ignore_top_function`, `ignore_any_function`, `ignore_spawned_at`";
+
+/// The attribute's own arguments.
+#[derive(Default)]
+struct Config {
+    max_retries: Option<u32>,
+    max_sleep_nanos: Option<u64>,
+    ignore_top_function: Vec<LitStr>,
+    ignore_any_function: Vec<LitStr>,
+    ignore_spawned_at: Vec<LitStr>,
+}
+
+/// The `#[tokio::test(…)]` arguments taskleak applies to its own runtime.
+struct RuntimeConfig {
+    multi_thread: bool,
+    /// Builder calls, e.g. `builder.worker_threads(2);`.
+    builder_calls: Vec<TokenStream>,
+}
+
+pub(crate) fn verify_no_leaks(args: TokenStream, item: TokenStream) -> TokenStream {
+    let input: ItemFn = match syn::parse2(item.clone()) {
+        Ok(input) => input,
+        Err(error) => return with_error(item, error),
+    };
+    let parsed = parse_config(args).and_then(|config| {
+        let (tokio_test, attrs) = split_tokio_test(&input)?;
+        let runtime = parse_tokio_test(tokio_test)?;
+        check_signature(&input)?;
+        Ok((config, runtime, attrs))
+    });
+    match parsed {
+        Ok((config, runtime, attrs)) => generate(&input, attrs, &config, &runtime),
+        // Keep the user's function so that the one error is all they see
+        // and their IDE keeps working.
+        Err(error) => with_error(item, error),
+    }
+}
+
+fn with_error(mut tokens: TokenStream, error: syn::Error) -> TokenStream {
+    tokens.extend(error.into_compile_error());
+    tokens
+}
+
+fn parse_config(args: TokenStream) -> syn::Result<Config> {
+    let pairs = syn::parse::Parser::parse2(
+        Punctuated::<MetaNameValue, Token![,]>::parse_terminated,
+        args,
+    )?;
+    let mut config = Config::default();
+    for pair in pairs {
+        let Some(key) = pair.path.get_ident().map(ToString::to_string) else {
+            return Err(unknown_option(&pair.path));
+        };
+        match key.as_str() {
+            "max_retries" => {
+                set_once(
+                    &mut config.max_retries,
+                    parse_int(&pair.value, "max_retries")?,
+                    &pair.path,
+                )?;
+            }
+            "max_sleep" => {
+                let text = string_literal(&pair.value, "max_sleep", "\"100ms\"")?;
+                set_once(
+                    &mut config.max_sleep_nanos,
+                    parse_duration(&text)?,
+                    &pair.path,
+                )?;
+            }
+            "ignore_top_function" | "ignore_any_function" | "ignore_spawned_at" => {
+                let pattern = string_literal(&pair.value, &key, "\"regex\"")?;
+                check_regex(&pattern, &key)?;
+                match key.as_str() {
+                    "ignore_top_function" => config.ignore_top_function.push(pattern),
+                    "ignore_any_function" => config.ignore_any_function.push(pattern),
+                    _ => config.ignore_spawned_at.push(pattern),
+                }
+            }
+            _ => return Err(unknown_option(&pair.path)),
+        }
+    }
+    Ok(config)
+}
+
+fn unknown_option(path: &syn::Path) -> syn::Error {
+    let name = path.to_token_stream().to_string().replace(' ', "");
+    syn::Error::new_spanned(
+        path,
+        format!("unknown option `{name}`; expected one of: {OPTIONS}"),
+    )
+}
+
+fn set_once<T>(slot: &mut Option<T>, value: T, path: &syn::Path) -> syn::Result<()> {
+    if slot.replace(value).is_some() {
+        let name = path.to_token_stream().to_string();
+        return Err(syn::Error::new_spanned(
+            path,
+            format!("`{name}` is given twice; keep one"),
+        ));
+    }
+    Ok(())
+}
+
+fn literal(value: &Expr) -> Option<&Lit> {
+    match value {
+        Expr::Lit(expr) => Some(&expr.lit),
+        _ => None,
+    }
+}
+
+fn parse_int(value: &Expr, key: &str) -> syn::Result<u32> {
+    match literal(value) {
+        Some(Lit::Int(int)) => int.base10_parse::<u32>(),
+        _ => Err(syn::Error::new_spanned(
+            value,
+            format!("`{key}` takes a whole number, e.g. `{key} = 20`"),
+        )),
+    }
+}
+
+fn string_literal(value: &Expr, key: &str, example: &str) -> syn::Result<LitStr> {
+    match literal(value) {
+        Some(Lit::Str(text)) => Ok(text.clone()),
+        _ => Err(syn::Error::new_spanned(
+            value,
+            format!("`{key}` takes a string, e.g. `{key} = {example}`"),
+        )),
+    }
+}
+
+/// `"250us"`, `"100ms"`, `"2s"` into nanoseconds.
+fn parse_duration(text: &LitStr) -> syn::Result<u64> {
+    let value = text.value();
+    let digits = value.trim_end_matches(|c: char| !c.is_ascii_digit());
+    let unit = &value[digits.len()..];
+    let scale: u64 = match unit {
+        "us" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        _ => 0,
+    };
+    match digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+    {
+        Some(nanos) if scale != 0 => Ok(nanos),
+        _ => Err(syn::Error::new_spanned(
+            text,
+            format!(
+                "invalid duration `{value}`; write a whole number and a unit: `us`, `ms` or `s`, e.g. \"100ms\""
+            ),
+        )),
+    }
+}
+
+fn check_regex(pattern: &LitStr, key: &str) -> syn::Result<()> {
+    regex_syntax::Parser::new()
+        .parse(&pattern.value())
+        .map(drop)
+        .map_err(|error| {
+            syn::Error::new_spanned(pattern, format!("invalid regex for `{key}`:\n{error}"))
+        })
+}
+
+fn is_path(attr: &Attribute, segments: &[&str]) -> bool {
+    let path = attr.path();
+    path.segments.len() == segments.len()
+        && path
+            .segments
+            .iter()
+            .zip(segments)
+            .all(|(seg, want)| seg.ident == want)
+}
+
+/// Finds `#[tokio::test]` among the function's attributes; returns it and
+/// the other attributes, kept as they are.
+fn split_tokio_test(input: &ItemFn) -> syn::Result<(&Attribute, Vec<&Attribute>)> {
+    let mut tokio_test = None;
+    let mut others = Vec::new();
+    for attr in &input.attrs {
+        if is_path(attr, &["tokio", "test"]) && tokio_test.is_none() {
+            tokio_test = Some(attr);
+        } else {
+            others.push(attr);
+        }
+    }
+    if let Some(attr) = tokio_test {
+        return Ok((attr, others));
+    }
+    // `#[tokio::test]` above us has already turned the test into a plain
+    // function that builds its own runtime, out of taskleak's reach.
+    let expanded_by_tokio = input.sig.asyncness.is_none()
+        && input.attrs.iter().any(|attr| {
+            attr.path().leading_colon.is_some() && is_path(attr, &["core", "prelude", "v1", "test"])
+        });
+    if expanded_by_tokio {
+        return Err(syn::Error::new(
+            Span::call_site(),
+            "`#[taskleak::verify_no_leaks]` must be placed above `#[tokio::test]`, not below it: \
+             below, tokio has already built the runtime and taskleak cannot watch its tasks. Move this attribute up one line",
+        ));
+    }
+    if let Some(asyncness) = &input.sig.asyncness {
+        return Err(syn::Error::new_spanned(
+            asyncness,
+            "an async test needs `#[tokio::test]` below `#[taskleak::verify_no_leaks]`: add `#[tokio::test]` on the line after it",
+        ));
+    }
+    Err(syn::Error::new_spanned(
+        &input.sig.fn_token,
+        "`#[taskleak::verify_no_leaks]` checks tokio tests for leaked tasks: make this an `async fn` with `#[tokio::test]` \
+         below the attribute (checking plain `#[test]` functions for leaked threads is not supported yet)",
+    ))
+}
+
+fn parse_tokio_test(attr: &Attribute) -> syn::Result<RuntimeConfig> {
+    let mut config = RuntimeConfig {
+        multi_thread: false,
+        builder_calls: Vec::new(),
+    };
+    let pairs = match &attr.meta {
+        syn::Meta::Path(_) => Punctuated::new(),
+        syn::Meta::List(_) => {
+            attr.parse_args_with(Punctuated::<MetaNameValue, Token![,]>::parse_terminated)?
+        }
+        syn::Meta::NameValue(_) => {
+            return Err(syn::Error::new_spanned(
+                attr,
+                "expected `#[tokio::test]` or `#[tokio::test(…)]`",
+            ));
+        }
+    };
+    let builder_type = quote!(::taskleak::__private::tokio::runtime);
+    let mut worker_threads = None;
+    let mut start_paused = None;
+    for pair in pairs {
+        let key = pair
+            .path
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let value = &pair.value;
+        match key.as_str() {
+            "flavor" => match literal(value) {
+                Some(Lit::Str(text)) if text.value() == "multi_thread" => {
+                    config.multi_thread = true
+                }
+                Some(Lit::Str(text)) if text.value() == "current_thread" => {
+                    config.multi_thread = false
+                }
+                Some(Lit::Str(text)) if text.value() == "local" => {
+                    return Err(syn::Error::new_spanned(
+                        value,
+                        "taskleak does not support `flavor = \"local\"` yet; use `current_thread` or `multi_thread`",
+                    ));
+                }
+                _ => {
+                    return Err(syn::Error::new_spanned(
+                        value,
+                        "`flavor` must be \"current_thread\" or \"multi_thread\"",
+                    ));
+                }
+            },
+            "worker_threads" => {
+                worker_threads = Some(pair.path.span());
+                config
+                    .builder_calls
+                    .push(quote_spanned!(value.span()=> builder.worker_threads(#value);));
+            }
+            "start_paused" => {
+                start_paused = Some(pair.path.span());
+                config
+                    .builder_calls
+                    .push(quote_spanned!(value.span()=> builder.start_paused(#value);));
+            }
+            "unhandled_panic" => {
+                let variant = match literal(value) {
+                    Some(Lit::Str(text)) if text.value() == "ignore" => quote!(Ignore),
+                    Some(Lit::Str(text)) if text.value() == "shutdown_runtime" => {
+                        quote!(ShutdownRuntime)
+                    }
+                    _ => {
+                        return Err(syn::Error::new_spanned(
+                            value,
+                            "`unhandled_panic` must be \"ignore\" or \"shutdown_runtime\"",
+                        ));
+                    }
+                };
+                config
+                    .builder_calls
+                    .push(quote_spanned!(value.span()=> builder.unhandled_panic(#builder_type::UnhandledPanic::#variant);));
+            }
+            "name" => config
+                .builder_calls
+                .push(quote_spanned!(value.span()=> builder.name(#value);)),
+            // taskleak builds the runtime with the tokio it depends on; a
+            // renamed tokio is the same crate under another name.
+            "crate" => {}
+            _ => {
+                return Err(syn::Error::new_spanned(
+                    &pair.path,
+                    "unknown `#[tokio::test]` argument; taskleak supports: `flavor`, `worker_threads`, `start_paused`, `unhandled_panic`, `name`, `crate`",
+                ));
+            }
+        }
+    }
+    match (config.multi_thread, worker_threads, start_paused) {
+        (false, Some(span), _) => Err(syn::Error::new(
+            span,
+            "the `worker_threads` option requires the `multi_thread` runtime flavor: add `flavor = \"multi_thread\"`",
+        )),
+        (true, _, Some(span)) => Err(syn::Error::new(
+            span,
+            "the `start_paused` option requires the `current_thread` runtime flavor",
+        )),
+        _ => Ok(config),
+    }
+}
+
+fn check_signature(input: &ItemFn) -> syn::Result<()> {
+    if !input.sig.inputs.is_empty() {
+        return Err(syn::Error::new_spanned(
+            &input.sig.inputs,
+            "a test function takes no arguments",
+        ));
+    }
+    if !input.sig.generics.params.is_empty() {
+        return Err(syn::Error::new_spanned(
+            &input.sig.generics,
+            "a test function cannot be generic",
+        ));
+    }
+    Ok(())
+}
+
+fn generate(
+    input: &ItemFn,
+    attrs: Vec<&Attribute>,
+    config: &Config,
+    runtime: &RuntimeConfig,
+) -> TokenStream {
+    let ItemFn {
+        vis, sig, block, ..
+    } = input;
+    let name = sig.ident.to_string();
+    let mut plain_sig = sig.clone();
+    plain_sig.asyncness = None;
+    let output = match &sig.output {
+        syn::ReturnType::Default => quote!(()),
+        syn::ReturnType::Type(_, ty) => ty.to_token_stream(),
+    };
+    let returns_result = match &sig.output {
+        syn::ReturnType::Type(_, ty) => match &**ty {
+            syn::Type::Path(path) => path
+                .path
+                .segments
+                .last()
+                .is_some_and(|seg| seg.ident == "Result"),
+            _ => false,
+        },
+        syn::ReturnType::Default => false,
+    };
+    let is_failure = if returns_result {
+        quote!(|output: &#output| ::core::result::Result::is_err(output))
+    } else {
+        quote!(|_: &#output| false)
+    };
+    let flavor = if runtime.multi_thread {
+        quote!(MultiThread)
+    } else {
+        quote!(CurrentThread)
+    };
+    let option = |value: Option<TokenStream>| match value {
+        Some(value) => quote!(::core::option::Option::Some(#value)),
+        None => quote!(::core::option::Option::None),
+    };
+    let max_retries = option(config.max_retries.map(|n| quote!(#n)));
+    let max_sleep = option(
+        config
+            .max_sleep_nanos
+            .map(|n| quote!(::core::time::Duration::from_nanos(#n))),
+    );
+    let ignore_top_function = &config.ignore_top_function;
+    let ignore_any_function = &config.ignore_any_function;
+    let ignore_spawned_at = &config.ignore_spawned_at;
+    let builder_calls = &runtime.builder_calls;
+    quote! {
+        #[::core::prelude::v1::test]
+        #(#attrs)*
+        #vis #plain_sig {
+            let body = async #block;
+            let body = ::core::pin::pin!(body);
+            let body: ::core::pin::Pin<&mut dyn ::core::future::Future<Output = #output>> = body;
+            ::taskleak::__private::run_tokio_test(
+                ::taskleak::__private::TestSpec {
+                    name: #name,
+                    flavor: ::taskleak::__private::Flavor::#flavor,
+                    max_retries: #max_retries,
+                    max_sleep: #max_sleep,
+                    ignore_top_function: &[#(#ignore_top_function),*],
+                    ignore_any_function: &[#(#ignore_any_function),*],
+                    ignore_spawned_at: &[#(#ignore_spawned_at),*],
+                },
+                |builder: &mut ::taskleak::__private::tokio::runtime::Builder| { #(#builder_calls)* },
+                #is_failure,
+                body,
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(args: TokenStream, item: TokenStream) -> String {
+        verify_no_leaks(args, item).to_string()
+    }
+
+    #[test]
+    fn durations_take_a_unit() {
+        let parse = |text: &str| parse_duration(&LitStr::new(text, Span::call_site())).ok();
+        assert_eq!(parse("250us"), Some(250_000));
+        assert_eq!(parse("100ms"), Some(100_000_000));
+        assert_eq!(parse("2s"), Some(2_000_000_000));
+        assert_eq!(parse("100"), None);
+        assert_eq!(parse("ms"), None);
+        assert_eq!(parse("1.5s"), None);
+    }
+
+    #[test]
+    fn takes_over_tokio_test_and_keeps_other_attributes() {
+        let out = expand(
+            quote!(max_retries = 3),
+            quote! {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[should_panic(expected = "boom")]
+                async fn leaks() { panic!("boom") }
+            },
+        );
+        assert!(!out.contains("tokio :: test"), "{out}");
+        assert!(out.contains("should_panic"), "{out}");
+        assert!(out.contains("Flavor :: MultiThread"), "{out}");
+        assert!(out.contains("builder . worker_threads (2)"), "{out}");
+        assert!(out.contains("Some (3u32)"), "{out}");
+        assert!(!out.contains("compile_error"), "{out}");
+    }
+
+    #[test]
+    fn result_tests_report_their_own_error() {
+        let out = expand(
+            quote!(),
+            quote!(
+                #[tokio::test]
+                async fn t() -> std::io::Result<()> {
+                    Ok(())
+                }
+            ),
+        );
+        assert!(out.contains("Result :: is_err"), "{out}");
+    }
+
+    #[test]
+    fn errors_keep_the_users_function() {
+        let out = expand(
+            quote!(bogus = 1),
+            quote!(
+                #[tokio::test]
+                async fn kept() {}
+            ),
+        );
+        assert!(out.contains("unknown option `bogus`"), "{out}");
+        assert!(out.contains("fn kept"), "{out}");
+    }
+}

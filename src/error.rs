@@ -1,0 +1,49 @@
+//! The crate's error type: bad input and misuse, each saying how to fix it.
+
+use std::fmt;
+
+/// Why taskleak could not do what was asked (as opposed to finding a leak,
+/// which is a [`LeakReport`](crate::LeakReport)).
+///
+/// ```
+/// let err = taskleak::Options::new().ignore_spawned_at("(").unwrap_err();
+/// assert!(matches!(err, taskleak::Error::InvalidRegex { .. }));
+/// println!("{err}");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// An ignore rule's regex does not compile.
+    InvalidRegex {
+        /// The option that was given the regex, e.g. `ignore_top_function`.
+        option: &'static str,
+        /// The pattern as written.
+        pattern: String,
+        /// The regex engine's explanation.
+        reason: String,
+    },
+    /// A snapshot was requested outside a tokio runtime.
+    NoRuntime,
+    /// The tracker's hooks are not installed on the runtime being checked,
+    /// so it would see no task at all.
+    NotInstalled,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidRegex { option, pattern, reason } => write!(
+                f,
+                "invalid regex for `{option}`: `{pattern}`: {reason}; fix the pattern (it is a `regex` crate pattern, searched unanchored)"
+            ),
+            Error::NoRuntime => f.write_str(
+                "no tokio runtime is running here; take the snapshot inside the runtime being checked (e.g. inside `block_on`)",
+            ),
+            Error::NotInstalled => f.write_str(
+                "the tracker's task hooks are not installed on this runtime; call `Tracker::install(&mut builder)` before `builder.build()`",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,93 @@
+//! Ignore rules applied to survivors: by spawn site, innermost frame, or any frame.
+
+use crate::options::IgnoreRules;
+use crate::report::Survivor;
+
+impl IgnoreRules {
+    /// Whether a task spawned at `site` is ignored by a spawn-site rule
+    /// (decidable before any dump is taken).
+    pub(crate) fn ignores_spawn_site(&self, site: Option<&str>) -> bool {
+        site.is_some_and(|site| self.spawned_at.iter().any(|rule| rule.is_match(site)))
+    }
+
+    /// Whether any rule ignores this survivor.
+    pub(crate) fn ignores(&self, survivor: &Survivor) -> bool {
+        self.ignores_spawn_site(survivor.spawned_at.as_deref())
+            || survivor
+                .stack
+                .top_functions()
+                .any(|top| self.top_function.iter().any(|rule| rule.is_match(top)))
+            || survivor
+                .stack
+                .all_functions()
+                .any(|name| self.any_function.iter().any(|rule| rule.is_match(name)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::options::Options;
+    use crate::report::{Survivor, TaskState};
+    use crate::stack::{AsyncStack, RawFrame};
+
+    fn survivor() -> Survivor {
+        let frames = vec![
+            RawFrame {
+                name: "tokio::sync::notify::Notified::poll_notified".into(),
+                file: Some("/home/u/.cargo/registry/src/x/tokio-1.54.1/src/sync/notify.rs".into()),
+                line: Some(1),
+                column: Some(1),
+            },
+            RawFrame {
+                name: "app::pool::reaper::{{closure}}".into(),
+                file: Some("src/pool.rs".into()),
+                line: Some(10),
+                column: Some(3),
+            },
+        ];
+        Survivor {
+            id: 1,
+            spawned_at: Some("src/pool.rs:4:9".into()),
+            state: TaskState::Waiting,
+            stack: AsyncStack::from_raw(vec![frames], None),
+        }
+    }
+
+    #[test]
+    fn each_rule_kind_matches_its_own_target() -> Result<(), crate::Error> {
+        let survivor = survivor();
+        assert!(!Options::new().ignore.ignores(&survivor));
+        assert!(
+            Options::new()
+                .ignore_spawned_at(r"pool\.rs:4:")?
+                .ignore
+                .ignores(&survivor)
+        );
+        assert!(
+            !Options::new()
+                .ignore_spawned_at(r"pool\.rs:5:")?
+                .ignore
+                .ignores(&survivor)
+        );
+        assert!(
+            Options::new()
+                .ignore_top_function("^tokio::sync::notify::")?
+                .ignore
+                .ignores(&survivor)
+        );
+        // The user's frame is not the innermost one: only `any` matches it.
+        assert!(
+            !Options::new()
+                .ignore_top_function("reaper")?
+                .ignore
+                .ignores(&survivor)
+        );
+        assert!(
+            Options::new()
+                .ignore_any_function("reaper")?
+                .ignore
+                .ignores(&survivor)
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,166 @@
+//! Fail tests that leak tokio tasks, and say where each leaked task was
+//! spawned and where it is stuck — Go's `goleak`, for Rust.
+//!
+//! A leaked task was started expecting to end and never does: it keeps its
+//! memory, sockets and locks for the life of the process. `taskleak` checks,
+//! after each test body, that every task the test started has ended.
+//!
+//! # Quickstart
+//!
+//! ```toml
+//! [dev-dependencies]
+//! taskleak = "0.1"
+//! ```
+//!
+//! ```
+//! #[taskleak::verify_no_leaks]
+//! #[tokio::test]
+//! async fn handles_request() {
+//!     let worker = tokio::spawn(async { 1 + 1 });
+//!     assert_eq!(worker.await.unwrap(), 2);   // joined: nothing leaks
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! A test whose code leaves a task running fails with a report like:
+//!
+//! ```text
+//! taskleak: 1 task leaked by `handles_request` (still alive after 20 retries over 0.43 s)
+//!
+//!   1 task  spawned at src/cache.rs:41:9  (task id 7)
+//!     stuck at:
+//!       my_crate::cache::Cache::refresh_loop  src/cache.rs:48:31
+//!       tokio::sync::notify::Notified         (tokio)
+//! ```
+//!
+//! Spawn sites and stacks need tokio's unstable hooks. Add to
+//! `.cargo/config.toml` (without it, tests still fail on leaks, from the
+//! live-task count alone):
+//!
+//! ```toml
+//! [build]
+//! rustflags = ["--cfg", "tokio_unstable"]
+//! ```
+//!
+//! # Writing tests
+//!
+//! Put `#[taskleak::verify_no_leaks]` **above** `#[tokio::test]`: it takes
+//! over the runtime that `#[tokio::test]` would build (same flavor,
+//! `worker_threads`, `start_paused`, …) so that it can watch every task
+//! spawned on it. Below `#[tokio::test]` it is a compile error.
+//!
+//! The check, after the body returns:
+//!
+//! 1. tasks alive before the body are not the test's;
+//! 2. the others get a grace period: re-checked up to `max_retries` times
+//!    (20), sleeping from 1 µs doubling up to `max_sleep` (100 ms), so at
+//!    most about 0.43 s — work that ends shortly after the body passes;
+//! 3. survivors are described from tokio's task dump (only if some
+//!    survive: a clean test takes no dump), filtered by the ignore rules and
+//!    grouped by spawn site and stack;
+//! 4. the test fails with the report. If the body itself panicked or
+//!    returned `Err`, that stays the test's failure and the report follows
+//!    it on stderr; `#[should_panic]` behaves as without taskleak.
+//!
+//! Equivalent code without the attribute, with the programmatic API:
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let tracker = taskleak::Tracker::new();
+//! let mut builder = tokio::runtime::Builder::new_current_thread();
+//! tracker.install(&mut builder);
+//! let runtime = builder.enable_all().build()?;
+//! runtime.block_on(async {
+//!     let snapshot = tracker.snapshot()?;
+//!     // … the test body …
+//!     snapshot.verify(&taskleak::Options::new()).await?;
+//!     Ok::<(), Box<dyn std::error::Error>>(())
+//! })?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Options
+//!
+//! | attribute argument | [`Options`] method | default | needs `tokio_unstable` |
+//! |---|---|---|---|
+//! | `max_retries = 20` | [`Options::max_retries`] | [`DEFAULT_MAX_RETRIES`] | no |
+//! | `max_sleep = "100ms"` | [`Options::max_sleep`] | [`DEFAULT_MAX_SLEEP`] | no |
+//! | `ignore_top_function = "regex"` | [`Options::ignore_top_function`] | none | yes |
+//! | `ignore_any_function = "regex"` | [`Options::ignore_any_function`] | none | yes |
+//! | `ignore_spawned_at = "regex"` | [`Options::ignore_spawned_at`] | none | yes |
+//!
+//! An invalid regex or unknown argument is a compile error pointing at it.
+//! Without `tokio_unstable` the ignore rules cannot be evaluated; a leak is
+//! then reported with a note saying so.
+//!
+//! # Stable and unstable mode
+//!
+//! | | `--cfg tokio_unstable` | without |
+//! |---|---|---|
+//! | detects leaked tasks | yes, by task id | yes, by live-task count |
+//! | task ids, spawn sites | yes | no |
+//! | async stacks | Linux on x86, x86_64, aarch64, s390x | no |
+//! | "running, never yielded" | yes | no |
+//! | ignore rules | yes | no |
+//!
+//! # Limitations
+//!
+//! - Tasks of a `LocalSet` and futures inside `FuturesUnordered` are not
+//!   tokio tasks of the runtime: they are not checked.
+//! - A task that runs without ever yielding is reported as running, with its
+//!   spawn site but no stack (a dump cannot see inside a running poll). On a
+//!   current-thread runtime such a task also holds the thread the check runs
+//!   on; after the grace period plus about 12 s, taskleak prints what it knows
+//!   and exits the test process with code 101 rather than hang.
+//! - Task names (`tokio::task::Builder::name`) are not reported yet: tokio
+//!   exposes them only to `tracing` subscribers.
+//! - In count mode (no `tokio_unstable`), a pre-existing task that ends
+//!   during the test can hide a leak one for one.
+//! - Thread leaks are not checked yet.
+#![doc(test(attr(deny(warnings))))]
+// Spawn sites, stacks and ignore rules are compiled (and unit tested) in
+// both modes but only called with `tokio_unstable`, whose build is where
+// dead code is checked.
+#![cfg_attr(not(tokio_unstable), allow(dead_code))]
+
+mod dump;
+mod error;
+mod filter;
+mod options;
+mod registry;
+mod report;
+mod settle;
+mod snapshot;
+mod stack;
+mod timer;
+mod watchdog;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use error::Error;
+pub use options::{DEFAULT_MAX_RETRIES, DEFAULT_MAX_SLEEP, DUMP_TIMEOUT, FIRST_SLEEP, Options};
+pub use registry::Tracker;
+pub use report::{Detail, LeakGroup, LeakReport, TaskState};
+pub use snapshot::Snapshot;
+pub use stack::{AsyncStack, StackFrame};
+
+/// Fails the test if it leaves tokio tasks running; goes **above**
+/// `#[tokio::test]`.
+///
+/// ```
+/// #[taskleak::verify_no_leaks(max_retries = 30, ignore_spawned_at = r"src/metrics\.rs:")]
+/// #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// async fn serves_one_request() {
+///     let (tx, rx) = tokio::sync::oneshot::channel();
+///     tokio::spawn(async move { tx.send(42).unwrap() });
+///     assert_eq!(rx.await.unwrap(), 42);
+/// }
+/// # fn main() {}
+/// ```
+///
+/// Arguments: `max_retries = N`, `max_sleep = "100ms"` (units `us`, `ms`,
+/// `s`), and any number of `ignore_top_function`, `ignore_any_function` and
+/// `ignore_spawned_at` regexes; see the crate docs, "Options".
+pub use taskleak_macros::verify_no_leaks;

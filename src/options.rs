@@ -1,0 +1,249 @@
+//! Every knob of a leak check, with its default next to it.
+
+use std::fmt;
+use std::time::Duration;
+
+use regex::Regex;
+
+use crate::error::Error;
+
+/// How many times the settle loop re-checks before judging (goleak's default).
+pub const DEFAULT_MAX_RETRIES: u32 = 20;
+
+/// The cap on the sleep between two re-checks. Sleeps start at
+/// [`FIRST_SLEEP`] and double up to this, so the default budget is bounded by
+/// about 0.43 s of waiting for stragglers.
+pub const DEFAULT_MAX_SLEEP: Duration = Duration::from_millis(100);
+
+/// The first sleep of the settle loop; sleeps shorter than a millisecond are
+/// spent yielding to the runtime, since tokio's timer cannot sleep that short.
+pub const FIRST_SLEEP: Duration = Duration::from_micros(1);
+
+/// How long a task dump may take before taskleak gives up on stacks.
+///
+/// tokio documents that a dump never completes while a worker is blocked;
+/// past this bound the report is built from spawn sites alone.
+pub const DUMP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The options of one leak check: retry budget and ignore rules.
+///
+/// The attribute's arguments map one to one onto these methods.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let options = taskleak::Options::new()
+///     .max_retries(30)
+///     .max_sleep(Duration::from_millis(50))
+///     .ignore_spawned_at(r"^/.*/\.cargo/registry/")?   // third-party spawns
+///     .ignore_top_function(r"^hyper::")?;
+/// assert_eq!(options.retries(), 30);
+/// # Ok::<(), taskleak::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Options {
+    max_retries: u32,
+    max_sleep: Duration,
+    pub(crate) ignore: IgnoreRules,
+}
+
+impl Options {
+    /// The defaults: [`DEFAULT_MAX_RETRIES`] retries, sleeps capped at
+    /// [`DEFAULT_MAX_SLEEP`], no ignore rules.
+    ///
+    /// ```
+    /// let options = taskleak::Options::new();
+    /// assert_eq!(options.retries(), taskleak::DEFAULT_MAX_RETRIES);
+    /// ```
+    pub fn new() -> Self {
+        Self {
+            max_retries: DEFAULT_MAX_RETRIES,
+            max_sleep: DEFAULT_MAX_SLEEP,
+            ignore: IgnoreRules::default(),
+        }
+    }
+
+    /// How many times to re-check for survivors before reporting them.
+    ///
+    /// `0` judges right after the body, with no grace period at all.
+    ///
+    /// ```
+    /// let options = taskleak::Options::new().max_retries(5);
+    /// assert_eq!(options.retries(), 5);
+    /// ```
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
+    /// The cap on the sleep between two re-checks.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let options = taskleak::Options::new().max_sleep(Duration::from_millis(10));
+    /// assert_eq!(options.sleep_cap(), Duration::from_millis(10));
+    /// ```
+    pub fn max_sleep(mut self, max_sleep: Duration) -> Self {
+        self.max_sleep = max_sleep;
+        self
+    }
+
+    /// Ignores a task whose innermost stack frame (after runtime internals
+    /// are collapsed: the tokio API it waits in, or your function when it is
+    /// stuck outside tokio) matches `regex`. Needs `--cfg tokio_unstable`.
+    ///
+    /// The regex is searched, not anchored: use `^…$` for an exact match.
+    ///
+    /// ```
+    /// let options = taskleak::Options::new().ignore_top_function(r"^tokio::time::")?;
+    /// # Ok::<(), taskleak::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidRegex`] when `regex` does not compile.
+    pub fn ignore_top_function(mut self, regex: &str) -> Result<Self, Error> {
+        self.ignore
+            .top_function
+            .push(compile("ignore_top_function", regex)?);
+        Ok(self)
+    }
+
+    /// Ignores a task with any stack frame whose function matches `regex`.
+    /// Needs `--cfg tokio_unstable`.
+    ///
+    /// ```
+    /// let options = taskleak::Options::new().ignore_any_function(r"my_pool::reaper")?;
+    /// # Ok::<(), taskleak::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidRegex`] when `regex` does not compile.
+    pub fn ignore_any_function(mut self, regex: &str) -> Result<Self, Error> {
+        self.ignore
+            .any_function
+            .push(compile("ignore_any_function", regex)?);
+        Ok(self)
+    }
+
+    /// Ignores a task whose spawn site, written `path:line:col` exactly as
+    /// the report prints it before shortening (the compiler's path: relative
+    /// for your workspace, absolute for registry crates), matches `regex`.
+    /// Needs `--cfg tokio_unstable`.
+    ///
+    /// ```
+    /// let options = taskleak::Options::new().ignore_spawned_at(r"src/metrics\.rs:")?;
+    /// # Ok::<(), taskleak::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidRegex`] when `regex` does not compile.
+    pub fn ignore_spawned_at(mut self, regex: &str) -> Result<Self, Error> {
+        self.ignore
+            .spawned_at
+            .push(compile("ignore_spawned_at", regex)?);
+        Ok(self)
+    }
+
+    /// The configured retry count.
+    ///
+    /// ```
+    /// assert_eq!(taskleak::Options::new().max_retries(3).retries(), 3);
+    /// ```
+    pub fn retries(&self) -> u32 {
+        self.max_retries
+    }
+
+    /// The configured cap on one sleep between re-checks.
+    ///
+    /// ```
+    /// assert_eq!(taskleak::Options::new().sleep_cap(), taskleak::DEFAULT_MAX_SLEEP);
+    /// ```
+    pub fn sleep_cap(&self) -> Duration {
+        self.max_sleep
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("max_retries", &self.max_retries)
+            .field("max_sleep", &self.max_sleep)
+            .field("ignore", &self.ignore)
+            .finish()
+    }
+}
+
+/// The compiled ignore rules of one check.
+#[derive(Clone, Default)]
+pub(crate) struct IgnoreRules {
+    pub(crate) top_function: Vec<Regex>,
+    pub(crate) any_function: Vec<Regex>,
+    pub(crate) spawned_at: Vec<Regex>,
+}
+
+impl IgnoreRules {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.top_function.is_empty() && self.any_function.is_empty() && self.spawned_at.is_empty()
+    }
+
+    /// Whether any rule needs a task's stack (and so a task dump) to decide.
+    pub(crate) fn needs_stacks(&self) -> bool {
+        !self.top_function.is_empty() || !self.any_function.is_empty()
+    }
+}
+
+impl fmt::Debug for IgnoreRules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let patterns = |rules: &[Regex]| {
+            rules
+                .iter()
+                .map(|r| r.as_str().to_owned())
+                .collect::<Vec<_>>()
+        };
+        f.debug_struct("IgnoreRules")
+            .field("top_function", &patterns(&self.top_function))
+            .field("any_function", &patterns(&self.any_function))
+            .field("spawned_at", &patterns(&self.spawned_at))
+            .finish()
+    }
+}
+
+fn compile(option: &'static str, pattern: &str) -> Result<Regex, Error> {
+    Regex::new(pattern).map_err(|source| Error::InvalidRegex {
+        option,
+        pattern: pattern.to_owned(),
+        reason: source.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_regex_names_the_option_and_pattern() {
+        let err = Options::new().ignore_top_function("(unclosed").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("ignore_top_function"), "{text}");
+        assert!(text.contains("(unclosed"), "{text}");
+    }
+
+    #[test]
+    fn rules_accumulate() {
+        let options = Options::new()
+            .ignore_spawned_at("a")
+            .and_then(|o| o.ignore_spawned_at("b"))
+            .expect("valid regexes");
+        assert_eq!(options.ignore.spawned_at.len(), 2);
+        assert!(!options.ignore.needs_stacks());
+    }
+}

@@ -1,0 +1,164 @@
+//! What `#[verify_no_leaks]` expands to: build the test's runtime with the
+//! tracker installed, run the body, check, and fail the test without ever
+//! masking the body's own panic or error. Not public API.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+pub use tokio;
+
+use crate::options::{DUMP_TIMEOUT, Options};
+use crate::registry::Tracker;
+use crate::report::LeakReport;
+use crate::{settle, watchdog};
+
+/// How long a clean test's runtime may take to shut down (blocking work
+/// still running); past it, the runtime is left to finish in the background.
+const CLEAN_SHUTDOWN_LIMIT: Duration = Duration::from_secs(5);
+
+/// The runtime flavor of `#[tokio::test(flavor = …)]`.
+#[derive(Clone, Copy, Debug)]
+pub enum Flavor {
+    /// `flavor = "current_thread"`, tokio's default for tests.
+    CurrentThread,
+    /// `flavor = "multi_thread"`.
+    MultiThread,
+}
+
+/// The attribute's arguments, as literals the macro validated.
+#[derive(Debug)]
+pub struct TestSpec {
+    /// The test function's name.
+    pub name: &'static str,
+    /// The runtime flavor.
+    pub flavor: Flavor,
+    /// `max_retries = N`.
+    pub max_retries: Option<u32>,
+    /// `max_sleep = "…"`.
+    pub max_sleep: Option<Duration>,
+    /// `ignore_top_function = "…"`, each.
+    pub ignore_top_function: &'static [&'static str],
+    /// `ignore_any_function = "…"`, each.
+    pub ignore_any_function: &'static [&'static str],
+    /// `ignore_spawned_at = "…"`, each.
+    pub ignore_spawned_at: &'static [&'static str],
+}
+
+impl TestSpec {
+    fn options(&self) -> Result<Options, crate::Error> {
+        let mut options = Options::new();
+        if let Some(retries) = self.max_retries {
+            options = options.max_retries(retries);
+        }
+        if let Some(sleep) = self.max_sleep {
+            options = options.max_sleep(sleep);
+        }
+        for rule in self.ignore_top_function {
+            options = options.ignore_top_function(rule)?;
+        }
+        for rule in self.ignore_any_function {
+            options = options.ignore_any_function(rule)?;
+        }
+        for rule in self.ignore_spawned_at {
+            options = options.ignore_spawned_at(rule)?;
+        }
+        Ok(options)
+    }
+}
+
+/// Runs one `#[verify_no_leaks] #[tokio::test]` body.
+///
+/// `configure` applies the `#[tokio::test]` arguments other than the flavor;
+/// `is_failure` tells whether the body's output already fails the test (an
+/// `Err`), in which case a leak is reported beside it, not instead of it.
+pub fn run_tokio_test<T>(
+    spec: TestSpec,
+    configure: impl FnOnce(&mut tokio::runtime::Builder),
+    is_failure: impl FnOnce(&T) -> bool,
+    body: Pin<&mut dyn Future<Output = T>>,
+) -> T {
+    let options = spec
+        .options()
+        .unwrap_or_else(|error| panic!("taskleak: {error}"));
+    let mut builder = match spec.flavor {
+        Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+        Flavor::MultiThread => tokio::runtime::Builder::new_multi_thread(),
+    };
+    configure(&mut builder);
+    let tracker = Tracker::new();
+    tracker.install(&mut builder);
+    let runtime = builder.enable_all().build().unwrap_or_else(|error| {
+        panic!("taskleak: failed building the test's tokio runtime: {error}")
+    });
+
+    let (outcome, report) = runtime.block_on(async {
+        let snapshot = tracker.snapshot().unwrap_or_else(|error| panic!("taskleak: {error}"));
+        let outcome = CatchUnwind(body).await;
+        let limit = settle::budget(&options) + DUMP_TIMEOUT + watchdog::GRACE;
+        let blocked = {
+            let (snapshot, options, name) = (snapshot.clone(), options.clone(), spec.name);
+            move || {
+                let reason = format!(
+                    "the check could not finish within {} s: a task holds the thread the check runs on \
+                     (it runs without yielding on a current-thread runtime); exiting the test process",
+                    limit.as_secs()
+                );
+                snapshot.describe_blocked(&options, Some(name), &reason).to_string()
+            }
+        };
+        let watchdog = watchdog::arm(limit, blocked);
+        let report = snapshot.check(&options, Some(spec.name)).await;
+        drop(watchdog);
+        (outcome, report)
+    });
+
+    if report.is_some() {
+        // A leaked task may never yield or end: do not wait for it.
+        runtime.shutdown_background();
+    } else {
+        runtime.shutdown_timeout(CLEAN_SHUTDOWN_LIMIT);
+    }
+    conclude(outcome, report, is_failure)
+}
+
+/// The test's verdict: its own panic or error first, the leak report after.
+fn conclude<T>(
+    outcome: Result<T, Box<dyn Any + Send>>,
+    report: Option<LeakReport>,
+    is_failure: impl FnOnce(&T) -> bool,
+) -> T {
+    match (outcome, report) {
+        (Ok(output), None) => output,
+        (Ok(output), Some(report)) if is_failure(&output) => {
+            eprintln!("{report}");
+            output
+        }
+        (Ok(_), Some(report)) => panic!("{report}"),
+        (Err(payload), report) => {
+            if let Some(report) = report {
+                eprintln!("{report}");
+            }
+            panic::resume_unwind(payload)
+        }
+    }
+}
+
+/// Polls the body, turning a panic into a value so the check still runs.
+struct CatchUnwind<'a, T>(Pin<&'a mut dyn Future<Output = T>>);
+
+impl<T> Future for CatchUnwind<'_, T> {
+    type Output = Result<T, Box<dyn Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let body = &mut self.0;
+        match panic::catch_unwind(AssertUnwindSafe(|| body.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! The live-task registry fed by the runtime's task hooks: which tasks are
+//! alive, where each was spawned, and which one a thread is polling.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::panic::Location;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+
+use crate::error::Error;
+use crate::snapshot::Snapshot;
+
+/// Watches one tokio runtime's tasks through its task hooks, so that a
+/// [`Snapshot`] can later tell which tasks were started after it and never
+/// ended, and where each was spawned.
+///
+/// `#[verify_no_leaks]` does all of this for you; use a tracker when you
+/// build the runtime yourself. Install it on the runtime's builder, then take
+/// snapshots inside the runtime:
+///
+/// ```
+/// let tracker = taskleak::Tracker::new();
+/// let mut builder = tokio::runtime::Builder::new_current_thread();
+/// tracker.install(&mut builder);
+/// let runtime = builder.enable_all().build()?;
+///
+/// runtime.block_on(async {
+///     let snapshot = tracker.snapshot()?;
+///     let worker = tokio::spawn(async { 40 + 2 });
+///     assert_eq!(worker.await.unwrap(), 42);
+///     snapshot.verify(&taskleak::Options::new()).await?;   // nothing leaked
+///     Ok::<(), Box<dyn std::error::Error>>(())
+/// })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// Without `--cfg tokio_unstable`, tokio has no task hooks: installing is a
+/// no-op and checks count the runtime's live tasks instead (see the crate
+/// docs, "Stable and unstable mode").
+#[derive(Clone, Debug, Default)]
+pub struct Tracker {
+    pub(crate) registry: Arc<Registry>,
+}
+
+impl Tracker {
+    /// A tracker that watches nothing until [installed](Tracker::install).
+    ///
+    /// ```
+    /// let tracker = taskleak::Tracker::new();
+    /// # let _ = tracker;
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Installs the task hooks on `builder`. Call it before
+    /// `builder.build()`; it replaces any `on_task_spawn`,
+    /// `on_task_terminate`, `on_before_task_poll` and `on_after_task_poll`
+    /// hooks set earlier, and one set later replaces taskleak's.
+    ///
+    /// ```
+    /// let tracker = taskleak::Tracker::new();
+    /// let mut builder = tokio::runtime::Builder::new_multi_thread();
+    /// tracker.install(builder.worker_threads(2));
+    /// let runtime = builder.enable_all().build()?;
+    /// # drop(runtime);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn install(&self, builder: &mut tokio::runtime::Builder) {
+        #[cfg(tokio_unstable)]
+        {
+            let on_spawn = Arc::clone(&self.registry);
+            let on_terminate = Arc::clone(&self.registry);
+            builder
+                .on_task_spawn(move |meta| {
+                    on_spawn.task_spawned(raw_id(meta.id()), meta.spawned_at())
+                })
+                .on_task_terminate(move |meta| on_terminate.task_terminated(raw_id(meta.id())))
+                .on_before_task_poll(|meta| poll_slots::enter(raw_id(meta.id())))
+                .on_after_task_poll(|_| poll_slots::leave());
+        }
+        #[cfg(not(tokio_unstable))]
+        let _ = builder;
+    }
+
+    /// Records the tasks alive right now on the current runtime. Later,
+    /// [`Snapshot::verify`] reports those started since that never ended.
+    ///
+    /// ```
+    /// # let tracker = taskleak::Tracker::new();
+    /// # let mut builder = tokio::runtime::Builder::new_current_thread();
+    /// # tracker.install(&mut builder);
+    /// # let runtime = builder.enable_all().build()?;
+    /// runtime.block_on(async {
+    ///     let snapshot = tracker.snapshot()?;
+    ///     # let _ = snapshot;
+    ///     Ok::<(), taskleak::Error>(())
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoRuntime`] outside a runtime; [`Error::NotInstalled`] when
+    /// built with `--cfg tokio_unstable` and this tracker was not installed on
+    /// the current runtime (it would see nothing, so every check would pass).
+    pub fn snapshot(&self) -> Result<Snapshot, Error> {
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        #[cfg(tokio_unstable)]
+        self.registry.ensure_installed_on(&handle)?;
+        Ok(Snapshot::new(self.clone(), handle))
+    }
+}
+
+/// What the hooks know about one live task.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TaskRecord {
+    pub(crate) spawned_at: &'static Location<'static>,
+}
+
+/// The set of live tasks of the runtime(s) a tracker is installed on.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    live: Mutex<HashMap<u64, TaskRecord>>,
+    spawned_total: AtomicU64,
+}
+
+impl Registry {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, TaskRecord>> {
+        // A panic inside a hook cannot leave the map half-updated, so a
+        // poisoned lock still holds consistent data.
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    #[cfg_attr(not(tokio_unstable), allow(dead_code))]
+    fn task_spawned(&self, id: u64, spawned_at: &'static Location<'static>) {
+        self.lock().insert(id, TaskRecord { spawned_at });
+        self.spawned_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[cfg_attr(not(tokio_unstable), allow(dead_code))]
+    fn task_terminated(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    /// The ids of every live task.
+    pub(crate) fn live_ids(&self) -> Vec<u64> {
+        self.lock().keys().copied().collect()
+    }
+
+    /// The live tasks not in `before`, each with its record.
+    pub(crate) fn live_since(
+        &self,
+        before: &std::collections::HashSet<u64>,
+    ) -> Vec<(u64, TaskRecord)> {
+        let mut fresh: Vec<_> = self
+            .lock()
+            .iter()
+            .filter(|(id, _)| !before.contains(id))
+            .map(|(id, record)| (*id, *record))
+            .collect();
+        fresh.sort_unstable_by_key(|(id, _)| *id);
+        fresh
+    }
+
+    pub(crate) fn is_live(&self, id: u64) -> bool {
+        self.lock().contains_key(&id)
+    }
+
+    /// Spawns a no-op probe task and checks that the spawn hook saw it.
+    #[cfg(tokio_unstable)]
+    fn ensure_installed_on(&self, handle: &tokio::runtime::Handle) -> Result<(), Error> {
+        let before = self.spawned_total.load(Ordering::SeqCst);
+        // The spawn hook runs synchronously inside `spawn`, on this thread.
+        drop(handle.spawn(async {}));
+        if self.spawned_total.load(Ordering::SeqCst) == before {
+            return Err(Error::NotInstalled);
+        }
+        Ok(())
+    }
+}
+
+/// tokio's task ids are process-wide and unique, but their numeric value is
+/// not public: `Id` derives `Hash` over a `NonZeroU64`, which feeds that
+/// number to `Hasher::write_u64`, so a hasher that keeps it recovers it.
+pub(crate) fn raw_id(id: tokio::task::Id) -> u64 {
+    #[derive(Default)]
+    struct KeepU64(u64);
+    impl Hasher for KeepU64 {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            // Not reached for `Id`; fold anything else in deterministically.
+            for byte in bytes {
+                self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+            }
+        }
+        fn write_u64(&mut self, value: u64) {
+            self.0 = value;
+        }
+    }
+    let mut hasher = KeepU64::default();
+    id.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Which task each thread is polling right now, so a check can tell a task
+/// that runs without ever yielding (and would hang a task dump) from one
+/// that waits.
+pub(crate) mod poll_slots {
+    use super::*;
+
+    /// One thread's view: the task it polls (0: none) and how many polls it
+    /// has started, so two samples can tell "still in the same poll".
+    #[derive(Debug, Default)]
+    pub(crate) struct PollSlot {
+        task: AtomicU64,
+        polls: AtomicU64,
+    }
+
+    static SLOTS: Mutex<Vec<Weak<PollSlot>>> = Mutex::new(Vec::new());
+
+    thread_local! {
+        static SLOT: Arc<PollSlot> = register();
+    }
+
+    fn register() -> Arc<PollSlot> {
+        let slot = Arc::new(PollSlot::default());
+        let mut slots = SLOTS.lock().unwrap_or_else(PoisonError::into_inner);
+        slots.retain(|weak| weak.strong_count() > 0);
+        slots.push(Arc::downgrade(&slot));
+        slot
+    }
+
+    #[cfg_attr(not(tokio_unstable), allow(dead_code))]
+    pub(crate) fn enter(task: u64) {
+        // Only this thread writes its slot: plain load + store, no RMW.
+        let _ = SLOT.try_with(|slot| {
+            slot.polls
+                .store(slot.polls.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            slot.task.store(task, Ordering::Release);
+        });
+    }
+
+    #[cfg_attr(not(tokio_unstable), allow(dead_code))]
+    pub(crate) fn leave() {
+        let _ = SLOT.try_with(|slot| slot.task.store(0, Ordering::Release));
+    }
+
+    /// A sample of every thread's current poll: `(task, poll number)`.
+    pub(crate) fn sample() -> Vec<(u64, u64)> {
+        let slots = SLOTS.lock().unwrap_or_else(PoisonError::into_inner);
+        slots
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter_map(|slot| {
+                let task = slot.task.load(Ordering::Acquire);
+                (task != 0).then(|| (task, slot.polls.load(Ordering::Relaxed)))
+            })
+            .collect()
+    }
+
+    /// The tasks that were inside the very same poll in both samples.
+    pub(crate) fn stuck_between(earlier: &[(u64, u64)], later: &[(u64, u64)]) -> Vec<u64> {
+        later
+            .iter()
+            .filter(|entry| earlier.contains(entry))
+            .map(|(task, _)| *task)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_id_matches_the_displayed_id() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let handle = runtime.spawn(async {});
+        let id = handle.id();
+        assert_eq!(raw_id(id).to_string(), id.to_string());
+    }
+
+    #[test]
+    fn a_poll_that_never_ends_is_stuck_and_a_finished_one_is_not() {
+        let earlier = vec![(7, 3), (9, 1)];
+        let later = vec![(7, 3), (9, 2)];
+        assert_eq!(poll_slots::stuck_between(&earlier, &later), vec![7]);
+    }
+}

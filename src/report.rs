@@ -1,0 +1,431 @@
+//! The leak report: survivors grouped by spawn site and stack, rendered for
+//! humans (`Display`) and exposed as data for tools.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use crate::stack::AsyncStack;
+
+/// The tasks a check found still alive, grouped. This is the error of
+/// [`Snapshot::verify`](crate::Snapshot::verify); `#[verify_no_leaks]`
+/// fails the test with its `Display` text.
+///
+/// ```
+/// # async fn check(snapshot: taskleak::Snapshot) {
+/// if let Err(report) = snapshot.verify(&taskleak::Options::new()).await {
+///     eprintln!("{report}");                       // for humans
+///     for group in report.groups() {               // for tools
+///         println!("{} x {:?}", group.count(), group.spawned_at());
+///     }
+/// }
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct LeakReport {
+    pub(crate) test: Option<String>,
+    pub(crate) leaked: usize,
+    pub(crate) retries: u32,
+    pub(crate) waited: Duration,
+    pub(crate) groups: Vec<LeakGroup>,
+    pub(crate) detail: Detail,
+    pub(crate) notes: Vec<String>,
+}
+
+/// How much a report could say about each task.
+///
+/// ```
+/// # fn show(report: &taskleak::LeakReport) {
+/// if report.detail() == taskleak::Detail::CountOnly {
+///     eprintln!("build with --cfg tokio_unstable for spawn sites and stacks");
+/// }
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Detail {
+    /// Built with `--cfg tokio_unstable`: ids, spawn sites and (where the
+    /// platform has task dumps) stacks.
+    Full,
+    /// Built without it: only how many tasks leaked.
+    CountOnly,
+}
+
+/// Identical leaked tasks: same spawn site, same state, same stack.
+///
+/// ```
+/// # fn show(group: &taskleak::LeakGroup) {
+/// println!("{} task(s) spawned at {}", group.count(), group.spawned_at().unwrap_or("?"));
+/// println!("ids: {:?}, state: {:?}", group.task_ids(), group.state());
+/// print!("{}", group.stack());
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct LeakGroup {
+    pub(crate) task_ids: Vec<u64>,
+    pub(crate) spawned_at: Option<String>,
+    pub(crate) state: TaskState,
+    pub(crate) stack: AsyncStack,
+}
+
+/// What a leaked task was doing when the check gave up on it.
+///
+/// ```
+/// # fn show(group: &taskleak::LeakGroup) {
+/// match group.state() {
+///     taskleak::TaskState::Waiting => println!("parked at an await"),
+///     taskleak::TaskState::Running => println!("busy, never yields"),
+///     other => println!("{other:?}"),
+/// }
+/// # }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TaskState {
+    /// Parked at the await points in its stack.
+    Waiting,
+    /// Parked, but on a future outside tokio (e.g. `std::future::pending()`),
+    /// which leaves no trace in a task dump.
+    WaitingOutsideTokio,
+    /// Inside one poll for the whole grace period: it never yields.
+    Running,
+    /// Alive, but its stack could not be taken; the reason says why.
+    StackUnavailable(String),
+}
+
+impl LeakReport {
+    /// The test that leaked, when the check ran under `#[verify_no_leaks]`.
+    ///
+    /// ```
+    /// # fn show(report: &taskleak::LeakReport) { println!("{:?}", report.test()); }
+    /// ```
+    pub fn test(&self) -> Option<&str> {
+        self.test.as_deref()
+    }
+
+    /// How many tasks leaked (after ignore rules).
+    ///
+    /// ```
+    /// # fn show(report: &taskleak::LeakReport) { assert!(report.leaked() > 0); }
+    /// ```
+    pub fn leaked(&self) -> usize {
+        self.leaked
+    }
+
+    /// The groups of identical leaked tasks, largest first. Empty in
+    /// [`Detail::CountOnly`] reports.
+    ///
+    /// ```
+    /// # fn show(report: &taskleak::LeakReport) { println!("{}", report.groups().len()); }
+    /// ```
+    pub fn groups(&self) -> &[LeakGroup] {
+        &self.groups
+    }
+
+    /// How much the report could say; see [`Detail`].
+    ///
+    /// ```
+    /// # fn show(report: &taskleak::LeakReport) { println!("{:?}", report.detail()); }
+    /// ```
+    pub fn detail(&self) -> Detail {
+        self.detail
+    }
+
+    /// Re-checks made, and the time waited for stragglers, before judging.
+    ///
+    /// ```
+    /// # fn show(report: &taskleak::LeakReport) {
+    /// let (retries, waited) = report.grace_period();
+    /// println!("{retries} retries over {waited:?}");
+    /// # }
+    /// ```
+    pub fn grace_period(&self) -> (u32, Duration) {
+        (self.retries, self.waited)
+    }
+
+    /// Remarks on what the report could not include, and why.
+    ///
+    /// ```
+    /// # fn show(report: &taskleak::LeakReport) { for note in report.notes() { println!("{note}"); } }
+    /// ```
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+}
+
+impl LeakGroup {
+    /// How many identical tasks this group stands for.
+    ///
+    /// ```
+    /// # fn show(group: &taskleak::LeakGroup) { println!("{}", group.count()); }
+    /// ```
+    pub fn count(&self) -> usize {
+        self.task_ids.len()
+    }
+
+    /// The tasks' ids (tokio's `task::Id`, as numbers), ascending.
+    ///
+    /// ```
+    /// # fn show(group: &taskleak::LeakGroup) { println!("{:?}", group.task_ids()); }
+    /// ```
+    pub fn task_ids(&self) -> &[u64] {
+        &self.task_ids
+    }
+
+    /// The innermost spawn site, `path:line:col` as the compiler wrote it.
+    ///
+    /// ```
+    /// # fn show(group: &taskleak::LeakGroup) { println!("{:?}", group.spawned_at()); }
+    /// ```
+    pub fn spawned_at(&self) -> Option<&str> {
+        self.spawned_at.as_deref()
+    }
+
+    /// What the tasks were doing; see [`TaskState`].
+    ///
+    /// ```
+    /// # fn show(group: &taskleak::LeakGroup) { println!("{:?}", group.state()); }
+    /// ```
+    pub fn state(&self) -> &TaskState {
+        &self.state
+    }
+
+    /// Where the tasks are stuck (empty unless [`TaskState::Waiting`]).
+    ///
+    /// ```
+    /// # fn show(group: &taskleak::LeakGroup) { print!("{}", group.stack()); }
+    /// ```
+    pub fn stack(&self) -> &AsyncStack {
+        &self.stack
+    }
+}
+
+/// One leaked task before grouping.
+#[derive(Debug)]
+pub(crate) struct Survivor {
+    pub(crate) id: u64,
+    pub(crate) spawned_at: Option<String>,
+    pub(crate) state: TaskState,
+    pub(crate) stack: AsyncStack,
+}
+
+/// Groups identical survivors, largest group first, then by spawn site.
+pub(crate) fn group(survivors: Vec<Survivor>) -> Vec<LeakGroup> {
+    let mut index: HashMap<(Option<String>, TaskState, AsyncStack), usize> = HashMap::new();
+    let mut groups: Vec<LeakGroup> = Vec::new();
+    for survivor in survivors {
+        let key = (
+            survivor.spawned_at.clone(),
+            survivor.state.clone(),
+            survivor.stack.clone(),
+        );
+        match index.get(&key) {
+            Some(&at) => groups[at].task_ids.push(survivor.id),
+            None => {
+                index.insert(key, groups.len());
+                groups.push(LeakGroup {
+                    task_ids: vec![survivor.id],
+                    spawned_at: survivor.spawned_at,
+                    state: survivor.state,
+                    stack: survivor.stack,
+                });
+            }
+        }
+    }
+    for group in &mut groups {
+        group.task_ids.sort_unstable();
+    }
+    groups.sort_by(|a, b| {
+        b.count()
+            .cmp(&a.count())
+            .then_with(|| a.spawned_at.cmp(&b.spawned_at))
+    });
+    groups
+}
+
+fn plural(count: usize, word: &str) -> String {
+    if count == 1 {
+        format!("{count} {word}")
+    } else {
+        format!("{count} {word}s")
+    }
+}
+
+/// The lines that turn on full reports, quoted in count-only reports.
+pub(crate) const ENABLE_FULL_REPORTS: &str = "[build]\nrustflags = [\"--cfg\", \"tokio_unstable\"]";
+
+impl fmt::Display for LeakReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let who = self
+            .test
+            .as_deref()
+            .map(|test| format!(" by `{test}`"))
+            .unwrap_or_default();
+        writeln!(
+            f,
+            "taskleak: {} leaked{who} (still alive after {} over {:.2} s)",
+            plural(self.leaked, "task"),
+            plural(self.retries as usize, "retry").replace("retrys", "retries"),
+            self.waited.as_secs_f64()
+        )?;
+        for group in &self.groups {
+            writeln!(f)?;
+            write_group(f, group)?;
+        }
+        if self.detail == Detail::CountOnly {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "  This build has no `--cfg tokio_unstable`, so taskleak can only count the"
+            )?;
+            writeln!(
+                f,
+                "  tasks. For ids, spawn sites and stacks, add to `.cargo/config.toml`:"
+            )?;
+            writeln!(f)?;
+            for line in ENABLE_FULL_REPORTS.lines() {
+                writeln!(f, "      {line}")?;
+            }
+        }
+        for note in &self.notes {
+            writeln!(f)?;
+            writeln!(f, "  note: {note}")?;
+        }
+        if let Some(site) = self
+            .groups
+            .iter()
+            .find_map(|group| group.spawned_at.as_deref())
+        {
+            let file_line = site.rsplit_once(':').map_or(site, |(head, _)| head);
+            writeln!(f)?;
+            writeln!(
+                f,
+                "  hint: if such a task is meant to outlive the test, ignore it with\n        #[taskleak::verify_no_leaks(ignore_spawned_at = r\"{}\")]",
+                regex::escape(file_line)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn write_group(f: &mut fmt::Formatter<'_>, group: &LeakGroup) -> fmt::Result {
+    let site = group.spawned_at.as_deref().unwrap_or("an unknown place");
+    let ids = match group.task_ids.as_slice() {
+        [id] => format!("task id {id}"),
+        ids if ids.len() <= 5 => {
+            format!(
+                "task ids {}",
+                ids.iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+        ids => format!("task ids {}, {}, … {}", ids[0], ids[1], ids[ids.len() - 1]),
+    };
+    write!(
+        f,
+        "  {}  spawned at {site}  ({ids})",
+        plural(group.count(), "task")
+    )?;
+    match &group.state {
+        TaskState::Waiting => {
+            writeln!(f)?;
+            writeln!(f, "    stuck at:")?;
+            write!(f, "{}", group.stack)
+        }
+        TaskState::WaitingOutsideTokio => {
+            writeln!(f, " — waiting on a future outside tokio")?;
+            writeln!(
+                f,
+                "    its stack has no tokio await point (e.g. `std::future::pending()` or a"
+            )?;
+            writeln!(
+                f,
+                "    hand-written future), so the task dump cannot show where it waits"
+            )
+        }
+        TaskState::Running => writeln!(f, " — running, never yielded"),
+        TaskState::StackUnavailable(reason) => writeln!(f, " — stack unavailable: {reason}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn survivor(id: u64, site: &str) -> Survivor {
+        Survivor {
+            id,
+            spawned_at: Some(site.into()),
+            state: TaskState::Running,
+            stack: AsyncStack::default(),
+        }
+    }
+
+    #[test]
+    fn groups_identical_survivors_largest_first() {
+        let groups = group(vec![
+            survivor(3, "a.rs:1:1"),
+            survivor(1, "b.rs:2:2"),
+            survivor(2, "b.rs:2:2"),
+        ]);
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].task_ids(), [1, 2]);
+        assert_eq!(groups[1].spawned_at(), Some("a.rs:1:1"));
+    }
+
+    #[test]
+    fn renders_headline_groups_and_hint() {
+        let report = LeakReport {
+            test: Some("handles_request".into()),
+            leaked: 3,
+            retries: 20,
+            waited: Duration::from_millis(430),
+            groups: group(vec![
+                survivor(7, "src/worker.rs:12:5"),
+                survivor(8, "src/worker.rs:12:5"),
+                survivor(9, "src/a.rs:1:2"),
+            ]),
+            detail: Detail::Full,
+            notes: vec![],
+        };
+        let text = report.to_string();
+        assert!(
+            text.starts_with("taskleak: 3 tasks leaked by `handles_request` (still alive after 20 retries over 0.43 s)"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "2 tasks  spawned at src/worker.rs:12:5  (task ids 7, 8) — running, never yielded"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"ignore_spawned_at = r"src/worker\.rs:12""#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn count_only_reports_quote_the_config_lines() {
+        let report = LeakReport {
+            test: None,
+            leaked: 1,
+            retries: 1,
+            waited: Duration::ZERO,
+            groups: vec![],
+            detail: Detail::CountOnly,
+            notes: vec![],
+        };
+        let text = report.to_string();
+        assert!(
+            text.contains("taskleak: 1 task leaked (still alive after 1 retry"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"rustflags = ["--cfg", "tokio_unstable"]"#),
+            "{text}"
+        );
+    }
+}

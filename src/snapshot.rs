@@ -1,0 +1,294 @@
+//! A snapshot of the live task set, and verifying against it: settle, diff,
+//! take stacks for the survivors, filter, group.
+
+use std::collections::HashSet;
+
+use tokio::runtime::Handle;
+
+use crate::options::Options;
+use crate::registry::Tracker;
+use crate::report::{Detail, LeakReport};
+use crate::settle::settle;
+
+/// The tasks alive on a runtime at one moment; see [`Tracker::snapshot`].
+///
+/// ```
+/// # let tracker = taskleak::Tracker::new();
+/// # let mut builder = tokio::runtime::Builder::new_current_thread();
+/// # tracker.install(&mut builder);
+/// # let runtime = builder.enable_all().build()?;
+/// runtime.block_on(async {
+///     let snapshot = tracker.snapshot()?;
+///     // A task that ends within the grace period is not a leak.
+///     tokio::spawn(async { tokio::time::sleep(std::time::Duration::from_millis(5)).await });
+///     snapshot.verify(&taskleak::Options::new()).await?;
+///     Ok::<(), Box<dyn std::error::Error>>(())
+/// })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    tracker: Tracker,
+    handle: Handle,
+    before_ids: HashSet<u64>,
+    before_count: usize,
+}
+
+impl Snapshot {
+    pub(crate) fn new(tracker: Tracker, handle: Handle) -> Self {
+        let before_ids = tracker.registry.live_ids().into_iter().collect();
+        let before_count = handle.metrics().num_alive_tasks();
+        Self {
+            tracker,
+            handle,
+            before_ids,
+            before_count,
+        }
+    }
+
+    /// Waits for tasks started since the snapshot to end (re-checking with
+    /// backoff, within the options' retry budget), then reports those still
+    /// alive that no ignore rule matches. Await it inside the runtime the
+    /// snapshot was taken on: on a current-thread runtime, that is what lets
+    /// the stragglers run.
+    ///
+    /// ```
+    /// # let tracker = taskleak::Tracker::new();
+    /// # let mut builder = tokio::runtime::Builder::new_current_thread();
+    /// # tracker.install(&mut builder);
+    /// # let runtime = builder.enable_all().build()?;
+    /// runtime.block_on(async {
+    ///     let snapshot = tracker.snapshot()?;
+    ///     let forgotten = tokio::spawn(std::future::pending::<()>());
+    ///     let report = snapshot
+    ///         .verify(&taskleak::Options::new().max_retries(2))
+    ///         .await
+    ///         .expect_err("the pending task leaked");
+    ///     assert_eq!(report.leaked(), 1);
+    ///     forgotten.abort();
+    ///     Ok::<(), taskleak::Error>(())
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The [`LeakReport`] of the tasks that leaked.
+    pub async fn verify(&self, options: &Options) -> Result<(), LeakReport> {
+        match self.check(options, None).await {
+            Some(report) => Err(report),
+            None => Ok(()),
+        }
+    }
+
+    /// The check behind [`Snapshot::verify`], naming the test in the report.
+    pub(crate) async fn check(&self, options: &Options, test: Option<&str>) -> Option<LeakReport> {
+        #[cfg(tokio_unstable)]
+        let mut report = self.check_tasks(options).await?;
+        #[cfg(not(tokio_unstable))]
+        let mut report = self.check_count(options).await?;
+        report.test = test.map(str::to_owned);
+        Some(report)
+    }
+
+    /// Without task hooks: compare live-task counts.
+    #[cfg_attr(tokio_unstable, allow(dead_code))]
+    async fn check_count(&self, options: &Options) -> Option<LeakReport> {
+        let before = self.before_count;
+        let settled = settle(
+            options,
+            || {
+                vec![
+                    ();
+                    self.handle
+                        .metrics()
+                        .num_alive_tasks()
+                        .saturating_sub(before)
+                ]
+            },
+            || {},
+        )
+        .await;
+        if settled.survivors.is_empty() {
+            return None;
+        }
+        let mut notes = Vec::new();
+        if !options.ignore.is_empty() {
+            notes.push("ignore rules need `--cfg tokio_unstable` (they match spawn sites and stacks); none was applied".to_owned());
+        }
+        Some(LeakReport {
+            test: None,
+            leaked: settled.survivors.len(),
+            retries: settled.retries,
+            waited: settled.waited,
+            groups: Vec::new(),
+            detail: Detail::CountOnly,
+            notes,
+        })
+    }
+
+    /// What leaked, told without the runtime's help: for when a task holds
+    /// the thread the check runs on, so the check itself cannot go on.
+    pub(crate) fn describe_blocked(
+        &self,
+        options: &Options,
+        test: Option<&str>,
+        reason: &str,
+    ) -> LeakReport {
+        #[cfg(tokio_unstable)]
+        let (leaked, groups, detail) = {
+            use crate::registry::poll_slots;
+            use crate::report::{self, Survivor, TaskState};
+
+            let polled: HashSet<u64> = poll_slots::sample().into_iter().map(|(id, _)| id).collect();
+            let survivors: Vec<Survivor> = self
+                .tracker
+                .registry
+                .live_since(&self.before_ids)
+                .into_iter()
+                .map(|(id, record)| Survivor {
+                    id,
+                    spawned_at: Some(record.spawned_at.to_string()),
+                    state: if polled.contains(&id) {
+                        TaskState::Running
+                    } else {
+                        TaskState::StackUnavailable(
+                            "the check was blocked before it could dump stacks".to_owned(),
+                        )
+                    },
+                    stack: crate::stack::AsyncStack::default(),
+                })
+                .filter(|survivor| !options.ignore.ignores(survivor))
+                .collect();
+            (survivors.len(), report::group(survivors), Detail::Full)
+        };
+        #[cfg(not(tokio_unstable))]
+        let (leaked, groups, detail) = {
+            let _ = options;
+            (
+                self.handle
+                    .metrics()
+                    .num_alive_tasks()
+                    .saturating_sub(self.before_count),
+                Vec::new(),
+                Detail::CountOnly,
+            )
+        };
+        LeakReport {
+            test: test.map(str::to_owned),
+            leaked,
+            retries: 0,
+            waited: std::time::Duration::ZERO,
+            groups,
+            detail,
+            notes: vec![reason.to_owned()],
+        }
+    }
+
+    /// With task hooks: diff task ids, then describe each survivor.
+    #[cfg(tokio_unstable)]
+    async fn check_tasks(&self, options: &Options) -> Option<LeakReport> {
+        use crate::dump::{self, Stacks};
+        use crate::registry::poll_slots;
+        use crate::report::{self, Survivor, TaskState};
+        use crate::stack::AsyncStack;
+
+        let registry = &self.tracker.registry;
+        let mut samples = (Vec::new(), poll_slots::sample());
+        let settled = settle(
+            options,
+            || {
+                let mut fresh = registry.live_since(&self.before_ids);
+                fresh.retain(|(_, record)| {
+                    !options
+                        .ignore
+                        .ignores_spawn_site(Some(&record.spawned_at.to_string()))
+                });
+                fresh
+            },
+            || samples = (std::mem::take(&mut samples.1), poll_slots::sample()),
+        )
+        .await;
+        if settled.survivors.is_empty() {
+            return None;
+        }
+
+        // A task inside one poll across the last wait never yields; while it
+        // holds a worker, tokio's dump would wait for that worker forever.
+        let running: HashSet<u64> = poll_slots::stuck_between(&samples.0, &samples.1)
+            .into_iter()
+            .filter(|id| registry.is_live(*id))
+            .collect();
+        let wanted: HashSet<u64> = settled.survivors.iter().map(|(id, _)| *id).collect();
+        let stacks = if !dump::SUPPORTED {
+            dump::take(&self.handle, &wanted).await
+        } else if let Some(blocker) = running.iter().min() {
+            Stacks::Unavailable(format!(
+                "task {blocker} runs without yielding, and tokio's task dump waits for every worker"
+            ))
+        } else {
+            dump::take(&self.handle, &wanted).await
+        };
+
+        let mut notes = Vec::new();
+        if let Stacks::Unavailable(reason) = &stacks {
+            notes.push(format!("no async stacks: {reason}"));
+        }
+        let mut unjudged = 0;
+        let survivors: Vec<Survivor> = settled
+            .survivors
+            .into_iter()
+            .filter_map(|(id, record)| {
+                let (state, stack) = if running.contains(&id) {
+                    (TaskState::Running, AsyncStack::default())
+                } else {
+                    match &stacks {
+                        Stacks::Taken(stacks) => match stacks.get(&id) {
+                            Some(stack) if stack.is_empty() => {
+                                (TaskState::WaitingOutsideTokio, AsyncStack::default())
+                            }
+                            Some(stack) => (TaskState::Waiting, stack.clone()),
+                            // It ended while the dump ran: not a leak after all.
+                            None if !registry.is_live(id) => return None,
+                            // Alive but not traced: it was being polled.
+                            None => (TaskState::Running, AsyncStack::default()),
+                        },
+                        Stacks::Unavailable(_) => {
+                            if options.ignore.needs_stacks() {
+                                unjudged += 1;
+                            }
+                            (
+                                TaskState::StackUnavailable("see the note below".to_owned()),
+                                AsyncStack::default(),
+                            )
+                        }
+                    }
+                };
+                let survivor = Survivor {
+                    id,
+                    spawned_at: Some(record.spawned_at.to_string()),
+                    state,
+                    stack,
+                };
+                (!options.ignore.ignores(&survivor)).then_some(survivor)
+            })
+            .collect();
+        if unjudged > 0 {
+            notes.push(format!(
+                "{unjudged} task(s) could not be matched against the function ignore rules without a stack"
+            ));
+        }
+        if survivors.is_empty() {
+            return None;
+        }
+        Some(LeakReport {
+            test: None,
+            leaked: survivors.len(),
+            retries: settled.retries,
+            waited: settled.waited,
+            groups: report::group(survivors),
+            detail: Detail::Full,
+            notes,
+        })
+    }
+}

@@ -1,0 +1,422 @@
+//! Async stacks as reports show them: symbol names cleaned, runtime
+//! internals dropped, same-crate library frames collapsed, paths shortened.
+
+use std::fmt;
+
+/// One frame of an [`AsyncStack`].
+///
+/// ```
+/// # fn show(frame: &taskleak::StackFrame) {
+/// println!("{} at {}", frame.function(), frame.location().unwrap_or("?"));
+/// if let Some(krate) = frame.dependency() {
+///     println!("  (in the dependency {krate})");
+/// }
+/// # }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct StackFrame {
+    function: String,
+    location: Option<String>,
+    dependency: Option<String>,
+}
+
+impl StackFrame {
+    /// The function, e.g. `my_crate::cache::Cache::refresh_loop`
+    /// (`{{closure}}` layers and symbol hashes removed).
+    ///
+    /// ```
+    /// # fn show(frame: &taskleak::StackFrame) { println!("{}", frame.function()); }
+    /// ```
+    pub fn function(&self) -> &str {
+        &self.function
+    }
+
+    /// `path:line:col`, with the path shortened: relative to the current
+    /// directory for your code, `crate-version/…` for registry crates.
+    ///
+    /// ```
+    /// # fn show(frame: &taskleak::StackFrame) { println!("{:?}", frame.location()); }
+    /// ```
+    pub fn location(&self) -> Option<&str> {
+        self.location.as_deref()
+    }
+
+    /// The crate name when the frame is in a dependency (or the standard
+    /// library) rather than in your workspace.
+    ///
+    /// ```
+    /// # fn show(frame: &taskleak::StackFrame) { println!("{:?}", frame.dependency()); }
+    /// ```
+    pub fn dependency(&self) -> Option<&str> {
+        self.dependency.as_deref()
+    }
+}
+
+/// Where a task is stuck: one chain of frames per tokio await point it is
+/// waiting on (a `select!` or `join!` waits on several), each written from
+/// the task's own future (outermost) down to the innermost await.
+///
+/// ```
+/// # fn show(stack: &taskleak::AsyncStack) {
+/// for branch in stack.branches() {
+///     for frame in branch {
+///         println!("{}", frame.function());
+///     }
+/// }
+/// # }
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AsyncStack {
+    branches: Vec<Vec<StackFrame>>,
+}
+
+impl AsyncStack {
+    /// The chains of frames, outermost first in each.
+    ///
+    /// ```
+    /// let stack = taskleak::AsyncStack::default();
+    /// assert!(stack.branches().is_empty());
+    /// ```
+    pub fn branches(&self) -> &[Vec<StackFrame>] {
+        &self.branches
+    }
+
+    /// Whether the dump saw no tokio await point at all (the task waits on a
+    /// future outside tokio, such as `std::future::pending()`).
+    ///
+    /// ```
+    /// assert!(taskleak::AsyncStack::default().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.branches.iter().all(Vec::is_empty)
+    }
+
+    /// The innermost frame of every branch: what the task waits in.
+    pub(crate) fn top_functions(&self) -> impl Iterator<Item = &str> {
+        self.branches
+            .iter()
+            .filter_map(|branch| branch.last())
+            .map(|frame| frame.function())
+    }
+
+    pub(crate) fn all_functions(&self) -> impl Iterator<Item = &str> {
+        self.branches.iter().flatten().map(|frame| frame.function())
+    }
+
+    /// Builds a stack from raw backtraces, each innermost frame first, as
+    /// tokio's task dump resolves them.
+    pub(crate) fn from_raw(backtraces: Vec<Vec<RawFrame>>, cwd: Option<&str>) -> Self {
+        let branches = backtraces
+            .into_iter()
+            .map(|raw| collapse(raw, cwd))
+            .filter(|branch| !branch.is_empty())
+            .collect();
+        Self { branches }
+    }
+}
+
+impl fmt::Display for AsyncStack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let width = self
+            .branches
+            .iter()
+            .flatten()
+            .map(|frame| frame.function.len())
+            .max()
+            .unwrap_or(0);
+        for (index, branch) in self.branches.iter().enumerate() {
+            if self.branches.len() > 1 {
+                writeln!(
+                    f,
+                    "      — await point {} of {}:",
+                    index + 1,
+                    self.branches.len()
+                )?;
+            }
+            for frame in branch {
+                let place = match (&frame.location, &frame.dependency) {
+                    (Some(location), _) if frame.dependency.is_none() => location.clone(),
+                    (_, Some(krate)) => format!("({krate})"),
+                    (location, None) => location.clone().unwrap_or_default(),
+                };
+                writeln!(f, "      {:width$}  {place}", frame.function)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A symbol as the task dump resolved it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RawFrame {
+    pub(crate) name: String,
+    pub(crate) file: Option<String>,
+    pub(crate) line: Option<u32>,
+    pub(crate) column: Option<u32>,
+}
+
+/// Drops runtime internals, collapses each run of same-crate dependency
+/// frames to its outermost frame (the API your code called), and returns the
+/// frames outermost first.
+fn collapse(innermost_first: Vec<RawFrame>, cwd: Option<&str>) -> Vec<StackFrame> {
+    let mut frames: Vec<StackFrame> = Vec::new();
+    for raw in innermost_first.into_iter().rev() {
+        let function = clean_symbol(&raw.name);
+        if is_runtime_internal(&function) {
+            continue;
+        }
+        let path = raw.file.as_deref().map(|file| shorten_path(file, cwd));
+        let dependency = match &raw.file {
+            Some(file) if is_local_path(file, cwd) => None,
+            _ => Some(crate_of(&function).to_owned()),
+        };
+        let location = path.map(|path| match (raw.line, raw.column) {
+            (Some(line), Some(col)) => format!("{path}:{line}:{col}"),
+            (Some(line), None) => format!("{path}:{line}"),
+            _ => path,
+        });
+        let frame = StackFrame {
+            function,
+            location,
+            dependency,
+        };
+        if let Some(previous) = frames.last() {
+            let same_dependency =
+                previous.dependency.is_some() && previous.dependency == frame.dependency;
+            // Outermost frame of a library run wins: it is the call site
+            // into that library, the innermost ones are its internals.
+            if same_dependency || previous.function == frame.function {
+                continue;
+            }
+        }
+        frames.push(frame);
+    }
+    frames
+}
+
+/// Frames that only say "the runtime polled a future": never the answer to
+/// "where is it stuck".
+fn is_runtime_internal(function: &str) -> bool {
+    const INTERNAL: &[&str] = &[
+        "core::",
+        "std::",
+        "alloc::",
+        "tokio::runtime::",
+        "tokio::task::",
+        "tokio::util::",
+        "tokio::loom::",
+        "tokio::future::poll_fn",
+        "tokio::macros::",
+        "taskleak::",
+        "__rust",
+        "rust_",
+    ];
+    INTERNAL.iter().any(|prefix| function.starts_with(prefix))
+}
+
+/// `<tokio::sync::notify::Notified as core::future::future::Future>::poll::h0123…`
+/// becomes `tokio::sync::notify::Notified`; `my::f::{{closure}}` becomes `my::f`.
+pub(crate) fn clean_symbol(symbol: &str) -> String {
+    let mut name = strip_hash(symbol).to_owned();
+    if let Some((self_type, trait_path, method)) = split_trait_impl(&name) {
+        name = if method == "poll" && trait_path.ends_with("Future") {
+            self_type.to_owned()
+        } else {
+            format!("{self_type}::{method}")
+        };
+    }
+    for closure in ["::{{closure}}", "::{closure#"] {
+        while let Some(at) = name.find(closure) {
+            let end = name[at + 2..]
+                .find("::")
+                .map_or(name.len(), |next| at + 2 + next);
+            name.replace_range(at..end, "");
+        }
+    }
+    name
+}
+
+fn strip_hash(symbol: &str) -> &str {
+    match symbol.rsplit_once("::h") {
+        Some((head, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            head
+        }
+        _ => symbol,
+    }
+}
+
+/// Splits `<Type as Trait>::method…` at depth-aware ` as ` and `>::`.
+fn split_trait_impl(name: &str) -> Option<(&str, &str, &str)> {
+    let inner = name.strip_prefix('<')?;
+    let mut depth = 0usize;
+    let mut as_at = None;
+    for (index, ch) in inner.char_indices() {
+        match ch {
+            '<' => depth += 1,
+            '>' if depth == 0 => {
+                let self_type = &inner[..as_at?];
+                let trait_path = &inner[as_at? + 4..index];
+                let method = inner[index + 1..].strip_prefix("::")?;
+                let method = method.split("::").next().unwrap_or(method);
+                return Some((self_type, trait_path, method));
+            }
+            '>' => depth -= 1,
+            ' ' if depth == 0 && inner[index..].starts_with(" as ") && as_at.is_none() => {
+                as_at = Some(index)
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn crate_of(function: &str) -> &str {
+    let trimmed = function
+        .trim_start_matches(['<', '&', '*'])
+        .trim_start_matches("mut ")
+        .trim_start_matches("dyn ");
+    trimmed.split("::").next().unwrap_or(trimmed)
+}
+
+/// Code of the workspace is compiled with relative paths (or absolute ones
+/// under the current directory); dependencies and std are not.
+fn is_local_path(file: &str, cwd: Option<&str>) -> bool {
+    if file.contains("/.cargo/registry/")
+        || file.contains("/.cargo/git/")
+        || file.starts_with("/rustc/")
+    {
+        return false;
+    }
+    !file.starts_with('/') || cwd.is_some_and(|cwd| file.starts_with(cwd))
+}
+
+/// Shortens a compiler path for humans: relative to `cwd` when under it,
+/// `crate-1.2.3/src/…` for registry crates, `library/…` for std.
+pub(crate) fn shorten_path(file: &str, cwd: Option<&str>) -> String {
+    if let Some(rest) = cwd.and_then(|cwd| file.strip_prefix(cwd)) {
+        return rest.trim_start_matches('/').to_owned();
+    }
+    for marker in ["/.cargo/registry/src/", "/.cargo/git/checkouts/"] {
+        if let Some((_, rest)) = file.split_once(marker) {
+            // Skip the index directory (`index.crates.io-…/`) or checkout name.
+            return rest
+                .split_once('/')
+                .map_or(rest, |(_, tail)| tail)
+                .to_owned();
+        }
+    }
+    if let Some(rest) = file.strip_prefix("/rustc/") {
+        return rest
+            .split_once('/')
+            .map_or(rest, |(_, tail)| tail)
+            .to_owned();
+    }
+    file.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(name: &str, file: &str, line: u32) -> RawFrame {
+        RawFrame {
+            name: name.into(),
+            file: Some(file.into()),
+            line: Some(line),
+            column: Some(5),
+        }
+    }
+
+    #[test]
+    fn cleans_trait_impls_closures_and_hashes() {
+        assert_eq!(
+            clean_symbol(
+                "<tokio::sync::notify::Notified as core::future::future::Future>::poll::h0123456789abcdef"
+            ),
+            "tokio::sync::notify::Notified"
+        );
+        assert_eq!(
+            clean_symbol("my_crate::cache::refresh::{{closure}}::{{closure}}"),
+            "my_crate::cache::refresh"
+        );
+        assert_eq!(clean_symbol("my_crate::run::{closure#0}"), "my_crate::run");
+        assert_eq!(
+            clean_symbol(
+                "<tokio::time::timeout::Timeout<T> as core::future::future::Future>::poll"
+            ),
+            "tokio::time::timeout::Timeout<T>"
+        );
+        assert_eq!(clean_symbol("<a::B as core::fmt::Debug>::fmt"), "a::B::fmt");
+    }
+
+    #[test]
+    fn collapses_internals_and_library_runs_outermost_first() {
+        let registry =
+            "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src";
+        let innermost_first = vec![
+            raw(
+                "tokio::sync::notify::Notified::poll_notified",
+                &format!("{registry}/sync/notify.rs"),
+                900,
+            ),
+            raw(
+                "<tokio::sync::notify::Notified as core::future::future::Future>::poll",
+                &format!("{registry}/sync/notify.rs"),
+                1100,
+            ),
+            raw(
+                "my_crate::cache::refresh_loop::{{closure}}",
+                "src/cache.rs",
+                48,
+            ),
+            raw("my_crate::cache::spawn::{{closure}}", "src/cache.rs", 41),
+            raw(
+                "<core::pin::Pin<P> as core::future::future::Future>::poll",
+                "/rustc/abc/library/core/src/pin.rs",
+                1,
+            ),
+            raw(
+                "tokio::runtime::task::core::Core<T,S>::poll",
+                &format!("{registry}/runtime/task/core.rs"),
+                1,
+            ),
+        ];
+        let stack = AsyncStack::from_raw(vec![innermost_first], None);
+        let names: Vec<_> = stack.branches()[0]
+            .iter()
+            .map(StackFrame::function)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "my_crate::cache::spawn",
+                "my_crate::cache::refresh_loop",
+                "tokio::sync::notify::Notified"
+            ]
+        );
+        let leaf = &stack.branches()[0][2];
+        assert_eq!(leaf.dependency(), Some("tokio"));
+        assert_eq!(
+            leaf.location(),
+            Some("tokio-1.54.1/src/sync/notify.rs:1100:5")
+        );
+        assert_eq!(stack.branches()[0][1].location(), Some("src/cache.rs:48:5"));
+    }
+
+    #[test]
+    fn absolute_paths_under_cwd_are_local_and_relative() {
+        assert!(is_local_path("/work/app/src/lib.rs", Some("/work/app")));
+        assert_eq!(
+            shorten_path("/work/app/src/lib.rs", Some("/work/app")),
+            "src/lib.rs"
+        );
+        assert_eq!(
+            shorten_path("/rustc/0123abc/library/core/src/future.rs", None),
+            "library/core/src/future.rs"
+        );
+        assert!(!is_local_path(
+            "/rustc/0123abc/library/core/src/future.rs",
+            Some("/rustc")
+        ));
+    }
+}
