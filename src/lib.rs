@@ -117,7 +117,7 @@
 //! - In count mode (no `tokio_unstable`), a pre-existing task that ends
 //!   during the test can hide a leak one for one.
 //! - Thread leaks are not checked yet.
-#![doc(test(attr(deny(warnings))))]
+#![doc(test(attr(deny(warnings, rust_2018_idioms), allow(dead_code, unused_variables))))]
 // Spawn sites, stacks and ignore rules are compiled (and unit tested) in
 // both modes but only called with `tokio_unstable`, whose build is where
 // dead code is checked.

@@ -308,6 +308,8 @@ impl fmt::Display for LeakReport {
     }
 }
 
+impl std::error::Error for LeakReport {}
+
 fn write_group(f: &mut fmt::Formatter<'_>, group: &LeakGroup) -> fmt::Result {
     let site = group.spawned_at.as_deref().unwrap_or("an unknown place");
     let ids = match group.task_ids.as_slice() {

@@ -13,7 +13,7 @@ use std::fmt;
 /// }
 /// # }
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StackFrame {
     function: String,
     location: Option<String>,
@@ -106,11 +106,15 @@ impl AsyncStack {
     /// Builds a stack from raw backtraces, each innermost frame first, as
     /// tokio's task dump resolves them.
     pub(crate) fn from_raw(backtraces: Vec<Vec<RawFrame>>, cwd: Option<&str>) -> Self {
-        let branches = backtraces
+        let mut branches: Vec<_> = backtraces
             .into_iter()
             .map(|raw| collapse(raw, cwd))
             .filter(|branch| !branch.is_empty())
             .collect();
+        // `select!` polls its branches in random order: sort them, so the
+        // same wait always reads (and groups) the same.
+        branches.sort();
+        branches.dedup();
         Self { branches }
     }
 }
@@ -168,7 +172,12 @@ fn collapse(innermost_first: Vec<RawFrame>, cwd: Option<&str>) -> Vec<StackFrame
         let path = raw.file.as_deref().map(|file| shorten_path(file, cwd));
         let dependency = match &raw.file {
             Some(file) if is_local_path(file, cwd) => None,
-            _ => Some(crate_of(&function).to_owned()),
+            Some(file) => Some(
+                crate_of_path(file)
+                    .unwrap_or_else(|| crate_of(&function))
+                    .to_owned(),
+            ),
+            None => Some(crate_of(&function).to_owned()),
         };
         let location = path.map(|path| match (raw.line, raw.column) {
             (Some(line), Some(col)) => format!("{path}:{line}:{col}"),
@@ -276,6 +285,17 @@ fn crate_of(function: &str) -> &str {
         .trim_start_matches("mut ")
         .trim_start_matches("dyn ");
     trimmed.split("::").next().unwrap_or(trimmed)
+}
+
+/// `…/.cargo/registry/src/index…/tokio-1.54.1/src/io.rs` is in `tokio`: a
+/// generic frame such as `<&mut T as AsyncRead>::poll_read` names no crate.
+fn crate_of_path(file: &str) -> Option<&str> {
+    let (_, rest) = file.split_once("/.cargo/registry/src/")?;
+    let package = rest.split('/').nth(1)?;
+    let (name, version) = package.rsplit_once('-')?;
+    version
+        .starts_with(|c: char| c.is_ascii_digit())
+        .then_some(name)
 }
 
 /// Code of the workspace is compiled with relative paths (or absolute ones
@@ -401,6 +421,40 @@ mod tests {
             Some("tokio-1.54.1/src/sync/notify.rs:1100:5")
         );
         assert_eq!(stack.branches()[0][1].location(), Some("src/cache.rs:48:5"));
+    }
+
+    #[test]
+    fn generic_library_frames_take_their_crate_from_the_path() {
+        let registry =
+            "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src";
+        let innermost_first = vec![
+            raw(
+                "tokio::net::tcp::stream::TcpStream::poll_read",
+                &format!("{registry}/net/tcp/stream.rs"),
+                1,
+            ),
+            raw(
+                "<&mut T as tokio::io::async_read::AsyncRead>::poll_read",
+                &format!("{registry}/io/async_read.rs"),
+                2,
+            ),
+            raw(
+                "<tokio::io::util::read::Read<R> as core::future::future::Future>::poll",
+                &format!("{registry}/io/util/read.rs"),
+                3,
+            ),
+            raw("app::serve::{{closure}}", "src/serve.rs", 12),
+        ];
+        let stack = AsyncStack::from_raw(vec![innermost_first], None);
+        let names: Vec<_> = stack.branches()[0]
+            .iter()
+            .map(StackFrame::function)
+            .collect();
+        assert_eq!(names, ["app::serve", "tokio::io::util::read::Read<R>"]);
+        assert_eq!(
+            crate_of_path("/home/u/.cargo/registry/src/idx/serde_json-1.0.1/src/de.rs"),
+            Some("serde_json")
+        );
     }
 
     #[test]

@@ -1,0 +1,477 @@
+//! Runs the fixture crate `tests/fixtures/catalogue` as its users would —
+//! `cargo test` on a crate whose tests leak on purpose — and checks every
+//! outcome and report: each catalogue row's leaky form fails naming its
+//! spawn line and await point, its fixed form and the "not leaks" pass, and
+//! the test's own panic or error is never masked.
+//!
+//! The fixture is built in the same mode as this test (`tokio_unstable` or
+//! not), so running the suite in both modes covers both.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+const UNSTABLE: bool = cfg!(tokio_unstable);
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/catalogue")
+}
+
+fn cargo_test(args: &[&str]) -> Output {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    Command::new(cargo)
+        .args(["test", "-p", "taskleak-fixture-catalogue"])
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("cargo runs")
+}
+
+/// Each test of the fixture's lib: passed or not, and its captured output.
+struct Outcome {
+    passed: bool,
+    output: String,
+}
+
+fn fixture_run() -> &'static HashMap<String, Outcome> {
+    static RUN: OnceLock<HashMap<String, Outcome>> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let output = cargo_test(&["--lib", "--", "--test-threads=4"]);
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let outcomes = parse_libtest(&stdout);
+        assert!(
+            outcomes.len() > 30,
+            "the fixture did not run (status {:?}):\n{stdout}\n{stderr}",
+            output.status
+        );
+        outcomes
+    })
+}
+
+/// Reads libtest's `test NAME ... ok|FAILED|ignored` lines and the
+/// `---- NAME stdout ----` sections of failures.
+fn parse_libtest(stdout: &str) -> HashMap<String, Outcome> {
+    let mut outcomes = HashMap::new();
+    for line in stdout.lines() {
+        let Some(rest) = line.strip_prefix("test ") else {
+            continue;
+        };
+        let Some((name, status)) = rest.rsplit_once(" ... ") else {
+            continue;
+        };
+        let name = name.trim_end_matches(" - should panic").to_owned();
+        let passed = status == "ok";
+        if passed || status == "FAILED" {
+            outcomes.insert(
+                name,
+                Outcome {
+                    passed,
+                    output: String::new(),
+                },
+            );
+        }
+    }
+    let mut sections = stdout.split("\n---- ").skip(1);
+    for section in &mut sections {
+        let Some((header, body)) = section.split_once(" stdout ----\n") else {
+            continue;
+        };
+        let body = body.split("\nfailures:\n").next().unwrap_or(body);
+        if let Some(outcome) = outcomes.get_mut(header.trim()) {
+            outcome.output = body.to_owned();
+        }
+    }
+    outcomes
+}
+
+fn outcome(test: &str) -> &'static Outcome {
+    fixture_run()
+        .get(test)
+        .unwrap_or_else(|| panic!("the fixture has no test `{test}`"))
+}
+
+/// `path:line:` of the line marked `spawn-site: <marker>` in a fixture file.
+fn spawn_site(file: &str, marker: &str) -> String {
+    let path = fixture_dir().join(file);
+    let source = std::fs::read_to_string(&path).expect("fixture source");
+    let tag = format!("spawn-site: {marker}");
+    let line = source
+        .lines()
+        .position(|line| line.trim_end().ends_with(&tag))
+        .unwrap_or_else(|| panic!("no `{tag}` in {file}"));
+    format!("tests/fixtures/catalogue/{file}:{}:", line + 1)
+}
+
+/// One leaky catalogue test and what its report must say.
+struct Leak {
+    test: &'static str,
+    file: &'static str,
+    marker: &'static str,
+    leaked: usize,
+    /// Frames the async stack must show, outermost first.
+    stuck_at: &'static [&'static str],
+}
+
+const CATALOGUE: &[Leak] = &[
+    Leak {
+        test: "row01_endless_loop::tests::leaky_endless_loop",
+        file: "src/row01_endless_loop.rs",
+        marker: "row01",
+        leaked: 1,
+        stuck_at: &[
+            "row01_endless_loop::tick_forever",
+            "tokio::time::interval::Interval::tick",
+        ],
+    },
+    Leak {
+        test: "row02_receiver_never_fed::tests::leaky_receiver_never_fed",
+        file: "src/row02_receiver_never_fed.rs",
+        marker: "row02",
+        leaked: 1,
+        stuck_at: &[
+            "row02_receiver_never_fed::leaky_worker",
+            "tokio::sync::mpsc::bounded::Receiver<T>::recv",
+        ],
+    },
+    Leak {
+        test: "row03_sender_blocked::tests::leaky_sender_blocked",
+        file: "src/row03_sender_blocked.rs",
+        marker: "row03",
+        leaked: 1,
+        stuck_at: &[
+            "row03_sender_blocked::leaky_first_result",
+            "tokio::sync::mpsc::bounded::Sender<T>::send",
+        ],
+    },
+    Leak {
+        test: "row04_abandoned_result::tests::leaky_abandoned_result",
+        file: "src/row04_abandoned_result.rs",
+        marker: "row04",
+        leaked: 1,
+        stuck_at: &[
+            "row04_abandoned_result::LeakyClient::fetch",
+            "tokio::sync::mpsc::bounded::Sender<T>::send",
+        ],
+    },
+    Leak {
+        test: "row05_wait_never_satisfied::tests::leaky_notify_never_notified",
+        file: "src/row05_wait_never_satisfied.rs",
+        marker: "row05-notify",
+        leaked: 1,
+        stuck_at: &[
+            "row05_wait_never_satisfied::leaky_notify",
+            "tokio::sync::notify::Notified",
+        ],
+    },
+    Leak {
+        test: "row05_wait_never_satisfied::tests::leaky_barrier_miscount",
+        file: "src/row05_wait_never_satisfied.rs",
+        marker: "row05-barrier",
+        leaked: 1,
+        stuck_at: &[
+            "row05_wait_never_satisfied::leaky_barrier",
+            "tokio::sync::barrier::Barrier::wait",
+        ],
+    },
+    Leak {
+        test: "row05_wait_never_satisfied::tests::leaky_oneshot_forgotten",
+        file: "src/row05_wait_never_satisfied.rs",
+        marker: "row05-oneshot",
+        leaked: 1,
+        stuck_at: &[
+            "row05_wait_never_satisfied::leaky_oneshot",
+            "tokio::sync::oneshot::Receiver<T>",
+        ],
+    },
+    Leak {
+        test: "row05_wait_never_satisfied::tests::leaky_pending_forever",
+        file: "src/row05_wait_never_satisfied.rs",
+        marker: "row05-pending",
+        leaked: 1,
+        stuck_at: &[],
+    },
+    Leak {
+        test: "row06_lock_order::tests::leaky_lock_order",
+        file: "src/row06_lock_order.rs",
+        marker: "row06",
+        leaked: 2,
+        stuck_at: &[
+            "row06_lock_order::leaky_transfer",
+            "tokio::sync::mutex::Mutex<T>::lock",
+        ],
+    },
+    Leak {
+        test: "row07_forgotten_permit::tests::leaky_forgotten_permit",
+        file: "src/row07_forgotten_permit.rs",
+        marker: "row07",
+        leaked: 1,
+        stuck_at: &[
+            "row07_forgotten_permit::serve",
+            "row07_forgotten_permit::handle",
+            "tokio::sync::semaphore::Semaphore::acquire",
+        ],
+    },
+    Leak {
+        test: "row08_select_blocked::tests::leaky_select_blocked",
+        file: "src/row08_select_blocked.rs",
+        marker: "row08",
+        leaked: 1,
+        stuck_at: &[
+            "row08_select_blocked::numbers",
+            "tokio::sync::mpsc::bounded::Sender<T>::send",
+            "tokio::sync::watch::Receiver<T>::changed",
+        ],
+    },
+    Leak {
+        test: "row09_io_without_timeout::tests::leaky_io_without_timeout",
+        file: "src/row09_io_without_timeout.rs",
+        marker: "row09",
+        leaked: 1,
+        stuck_at: &[
+            "row09_io_without_timeout::read_request",
+            "tokio::io::util::read::Read<R>",
+        ],
+    },
+    Leak {
+        test: "row10_busy_loop::tests::leaky_busy_loop",
+        file: "src/row10_busy_loop.rs",
+        marker: "row10",
+        leaked: 1,
+        stuck_at: &[],
+    },
+    Leak {
+        test: "row13_nested_spawns::tests::leaky_nested_spawn",
+        file: "src/row13_nested_spawns.rs",
+        marker: "row13",
+        leaked: 1,
+        stuck_at: &[
+            "row13_nested_spawns::connection_loop",
+            "tokio::sync::mpsc::bounded::Receiver<T>::recv",
+        ],
+    },
+    Leak {
+        test: "behaviour::leaky_thousand_identical",
+        file: "src/behaviour.rs",
+        marker: "behaviour-thousand",
+        leaked: 1000,
+        stuck_at: &[],
+    },
+    Leak {
+        test: "behaviour::leaky_with_no_grace_period",
+        file: "src/behaviour.rs",
+        marker: "behaviour-no-grace",
+        leaked: 1,
+        stuck_at: &["tokio::time::sleep::Sleep"],
+    },
+];
+
+fn headline(leak: &Leak) -> String {
+    let function = leak.test.rsplit("::").next().unwrap_or(leak.test);
+    let tasks = if leak.leaked == 1 {
+        "1 task".to_owned()
+    } else {
+        format!("{} tasks", leak.leaked)
+    };
+    format!("taskleak: {tasks} leaked by `{function}`")
+}
+
+#[test]
+fn every_leaky_catalogue_row_fails_with_its_report() {
+    for leak in CATALOGUE {
+        let outcome = outcome(leak.test);
+        let output = &outcome.output;
+        assert!(!outcome.passed, "{} passed but leaks", leak.test);
+        assert!(
+            output.contains(&headline(leak)),
+            "{}: no headline `{}` in:\n{output}",
+            leak.test,
+            headline(leak)
+        );
+        if UNSTABLE {
+            let site = spawn_site(leak.file, leak.marker);
+            assert!(
+                output.contains(&format!("spawned at {site}")),
+                "{}: spawn site {site} not in:\n{output}",
+                leak.test
+            );
+            let mut from = 0;
+            for frame in leak.stuck_at {
+                let at = output[from..].find(frame).unwrap_or_else(|| {
+                    panic!(
+                        "{}: frame `{frame}` missing or out of order in:\n{output}",
+                        leak.test
+                    )
+                });
+                from += at;
+            }
+        } else {
+            assert!(
+                output.contains(r#"rustflags = ["--cfg", "tokio_unstable"]"#),
+                "{}: no config lines in:\n{output}",
+                leak.test
+            );
+            assert!(!output.contains("spawned at"), "{output}");
+        }
+    }
+}
+
+#[test]
+fn every_fixed_form_and_non_leak_passes() {
+    let must_pass: Vec<&String> = fixture_run()
+        .keys()
+        .filter(|name| {
+            let function = name.rsplit("::").next().unwrap_or(name);
+            // Ignore rules need `tokio_unstable`; without it they leak (see below).
+            !function.starts_with("leaky_") && (UNSTABLE || !function.starts_with("ignored_by_"))
+        })
+        .collect();
+    assert!(must_pass.len() >= 20, "{must_pass:?}");
+    for name in must_pass {
+        let outcome = outcome(name);
+        assert!(outcome.passed, "{name} failed:\n{}", outcome.output);
+    }
+}
+
+#[test]
+fn every_test_marked_leaky_fails() {
+    for (name, outcome) in fixture_run() {
+        if name
+            .rsplit("::")
+            .next()
+            .is_some_and(|function| function.starts_with("leaky_"))
+        {
+            assert!(!outcome.passed, "{name} passed");
+        }
+    }
+}
+
+#[test]
+fn ignore_rules_silence_known_tasks_or_say_why_they_cannot() {
+    for test in [
+        "ignored_by_spawn_site",
+        "ignored_by_any_function",
+        "ignored_by_top_function",
+    ] {
+        let outcome = outcome(&format!("row13_nested_spawns::tests::{test}"));
+        if UNSTABLE {
+            assert!(outcome.passed, "{test}:\n{}", outcome.output);
+        } else {
+            assert!(!outcome.passed, "{test}");
+            assert!(
+                outcome
+                    .output
+                    .contains("ignore rules need `--cfg tokio_unstable`"),
+                "{}",
+                outcome.output
+            );
+        }
+    }
+}
+
+#[test]
+fn identical_tasks_are_one_group_with_a_count() {
+    let output = &outcome("behaviour::leaky_thousand_identical").output;
+    if UNSTABLE {
+        assert_eq!(output.matches("spawned at").count(), 1, "{output}");
+        assert!(output.contains("1000 tasks  spawned at"), "{output}");
+    }
+}
+
+#[test]
+fn running_and_outside_tokio_tasks_say_so() {
+    if UNSTABLE {
+        let busy = &outcome("row10_busy_loop::tests::leaky_busy_loop").output;
+        assert!(busy.contains("running, never yielded"), "{busy}");
+        let pending = &outcome("row05_wait_never_satisfied::tests::leaky_pending_forever").output;
+        assert!(
+            pending.contains("waiting on a future outside tokio"),
+            "{pending}"
+        );
+    }
+}
+
+#[test]
+fn no_grace_period_reports_a_straggler_after_zero_retries() {
+    let output = &outcome("behaviour::leaky_with_no_grace_period").output;
+    assert!(output.contains("still alive after 0 retries"), "{output}");
+}
+
+#[test]
+fn the_tests_own_panic_comes_first_and_the_report_follows() {
+    let output = &outcome("behaviour::leaky_and_panics").output;
+    let panic_at = output
+        .find("the test's own assertion failed")
+        .expect("the test's panic message");
+    let report_at = output
+        .find("taskleak: 1 task leaked by `leaky_and_panics`")
+        .expect("the leak report");
+    assert!(panic_at < report_at, "{output}");
+}
+
+#[test]
+fn should_panic_behaves_as_without_taskleak() {
+    assert!(outcome("behaviour::should_panic_still_passes_when_it_leaks").passed);
+    assert!(outcome("behaviour::should_panic_without_leak").passed);
+    let wrong = outcome("behaviour::leaky_should_panic_with_the_wrong_message");
+    assert!(!wrong.passed);
+    assert!(
+        wrong
+            .output
+            .contains("panic did not contain expected string"),
+        "{}",
+        wrong.output
+    );
+}
+
+#[test]
+fn an_err_result_stays_the_failure_and_the_report_follows() {
+    let outcome = outcome("behaviour::leaky_and_returns_err");
+    assert!(!outcome.passed);
+    assert!(
+        outcome.output.contains(r#"Error: "the test's own error""#),
+        "{}",
+        outcome.output
+    );
+    assert!(
+        outcome
+            .output
+            .contains("taskleak: 1 task leaked by `leaky_and_returns_err`"),
+        "{}",
+        outcome.output
+    );
+    assert!(
+        !outcome.output.contains("panicked at"),
+        "an `Err` test must not turn into a panic:\n{}",
+        outcome.output
+    );
+}
+
+#[test]
+fn ignored_tests_stay_ignored() {
+    assert!(!fixture_run().contains_key("behaviour::ignored_test_is_not_run"));
+}
+
+/// A busy task on a current-thread runtime holds the thread the check runs
+/// on: the watchdog must report and exit, not hang.
+#[test]
+fn a_task_that_blocks_the_checks_thread_ends_the_process_with_a_report() {
+    let output = cargo_test(&["--test", "blocked_runtime"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(101), "{stderr}");
+    assert!(
+        stderr.contains("taskleak: 1 task leaked by `leaky_busy_loop_on_current_thread`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("a task holds the thread the check runs on"),
+        "{stderr}"
+    );
+    if UNSTABLE {
+        let site = spawn_site("tests/blocked_runtime.rs", "blocked-runtime");
+        assert!(stderr.contains(&format!("spawned at {site}")), "{stderr}");
+        assert!(stderr.contains("running, never yielded"), "{stderr}");
+    }
+}
