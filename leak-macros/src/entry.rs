@@ -41,10 +41,21 @@ pub(crate) fn verify_no_leaks(args: TokenStream, item: TokenStream) -> TokenStre
     });
     match parsed {
         Ok((config, runtime, attrs)) => generate(&input, attrs, &config, &runtime),
-        // Keep the user's function so that the one error is all they see
-        // and their IDE keeps working.
-        Err(error) => with_error(item, error),
+        // Keep the user's function so that their IDE keeps working, minus
+        // `#[tokio::test]`, so that the one error is all they see.
+        Err(error) => with_error(without_tokio_test(input), error),
     }
+}
+
+fn without_tokio_test(mut input: ItemFn) -> TokenStream {
+    let before = input.attrs.len();
+    input
+        .attrs
+        .retain(|attr| !is_path(attr, &["tokio", "test"]));
+    if input.attrs.len() != before {
+        input.attrs.push(syn::parse_quote!(#[allow(dead_code)]));
+    }
+    input.into_token_stream()
 }
 
 fn with_error(mut tokens: TokenStream, error: syn::Error) -> TokenStream {
@@ -219,7 +230,7 @@ fn split_tokio_test(input: &ItemFn) -> syn::Result<(&Attribute, Vec<&Attribute>)
         ));
     }
     Err(syn::Error::new_spanned(
-        &input.sig.fn_token,
+        input.sig.fn_token,
         "`#[taskleak::verify_no_leaks]` checks tokio tests for leaked tasks: make this an `async fn` with `#[tokio::test]` \
          below the attribute (checking plain `#[test]` functions for leaked threads is not supported yet)",
     ))

@@ -1,0 +1,4 @@
+#[taskleak::verify_no_leaks]
+async fn no_runtime() {}
+
+fn main() {}
