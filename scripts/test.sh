@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite, in both modes taskleak supports:
+#   - with `--cfg tokio_unstable` (spawn sites, stacks, ignore rules), in target/
+#   - without it (leaks counted only), in target/stable
+# Each mode keeps its own target directory so that neither rebuilds the other.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "==> tests with --cfg tokio_unstable"
+RUSTFLAGS="--cfg tokio_unstable" cargo test "$@"
+
+echo "==> tests without --cfg tokio_unstable"
+CARGO_TARGET_DIR=target/stable cargo test "$@"
