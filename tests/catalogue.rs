@@ -93,16 +93,23 @@ fn outcome(test: &str) -> &'static Outcome {
         .unwrap_or_else(|| panic!("the fixture has no test `{test}`"))
 }
 
-/// `path:line:` of the line marked `spawn-site: <marker>` in a fixture file.
+/// `path:line:` of the spawn call on the line after the comment
+/// `// spawn-site: <marker>` in a fixture file.
 fn spawn_site(file: &str, marker: &str) -> String {
     let path = fixture_dir().join(file);
     let source = std::fs::read_to_string(&path).expect("fixture source");
     let tag = format!("spawn-site: {marker}");
-    let line = source
-        .lines()
-        .position(|line| line.trim_end().ends_with(&tag))
-        .unwrap_or_else(|| panic!("no `{tag}` in {file}"));
-    format!("tests/fixtures/catalogue/{file}:{}:", line + 1)
+    let lines: Vec<&str> = source.lines().collect();
+    let marker_at = lines
+        .iter()
+        .position(|line| line.trim() == format!("// {tag}"))
+        .unwrap_or_else(|| panic!("no `// {tag}` line in {file}"));
+    let spawn_line = marker_at + 1;
+    assert!(
+        lines[spawn_line].contains("spawn"),
+        "{file}: the line after `{tag}` spawns nothing"
+    );
+    format!("tests/fixtures/catalogue/{file}:{}:", spawn_line + 1)
 }
 
 /// One leaky catalogue test and what its report must say.
