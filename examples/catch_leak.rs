@@ -27,10 +27,7 @@ impl Cache {
     }
 
     fn get(&self) -> u64 {
-        *self
-            .value
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        *self.value.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -38,9 +35,7 @@ async fn refresh_loop(value: Arc<Mutex<u64>>, period: Duration) {
     let mut ticks = tokio::time::interval(period);
     loop {
         ticks.tick().await;
-        *value
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) += 1;
+        *value.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) += 1;
     }
 }
 

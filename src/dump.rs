@@ -1,31 +1,51 @@
 //! Async stacks from tokio's task dump, taken with a bound on how long the
 //! dump may take (it never completes while a worker is blocked).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use crate::stack::AsyncStack;
+use crate::timer;
 
-/// What a dump attempt produced.
-#[derive(Debug)]
-pub(crate) enum Stacks {
-    /// The stacks of the tasks the dump saw, by task id. A live task missing
-    /// here was being polled while the dump ran.
-    Taken(HashMap<u64, AsyncStack>),
-    /// No stacks; the text says why, for the report.
-    Unavailable(String),
+/// How many dumps to take for tasks a dump missed: a dump traces idle
+/// tasks only, so one that was scheduled to run at that moment is missing.
+const ATTEMPTS: usize = 3;
+
+/// The stacks found, by task id, and why none could be taken, if so.
+#[derive(Debug, Default)]
+pub(crate) struct Stacks {
+    pub(crate) found: HashMap<u64, AsyncStack>,
+    pub(crate) unavailable: Option<String>,
 }
 
-/// Whether this build can take task dumps at all.
-pub(crate) const SUPPORTED: bool = cfg!(all(
-    tokio_unstable,
-    target_os = "linux",
-    any(
-        target_arch = "aarch64",
-        target_arch = "x86",
-        target_arch = "x86_64",
-        target_arch = "s390x"
-    )
-));
+/// Dumps until every task of `wanted` still alive has a stack, at most
+/// [`ATTEMPTS`] times, each dump bounded by `limit`.
+pub(crate) async fn stacks_of(
+    handle: &tokio::runtime::Handle,
+    mut wanted: HashSet<u64>,
+    limit: Duration,
+    is_live: impl Fn(u64) -> bool,
+) -> Stacks {
+    let mut stacks = Stacks::default();
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            // Let the scheduled tasks run and park again.
+            timer::pause(Duration::from_millis(1)).await;
+        }
+        match take(handle, &wanted, limit).await {
+            Ok(found) => stacks.found.extend(found),
+            Err(reason) => {
+                stacks.unavailable = Some(reason);
+                break;
+            }
+        }
+        wanted.retain(|id| !stacks.found.contains_key(id) && is_live(*id));
+        if wanted.is_empty() {
+            break;
+        }
+    }
+    stacks
+}
 
 #[cfg(all(
     tokio_unstable,
@@ -37,18 +57,18 @@ pub(crate) const SUPPORTED: bool = cfg!(all(
         target_arch = "s390x"
     )
 ))]
-pub(crate) async fn take(
+async fn take(
     handle: &tokio::runtime::Handle,
-    wanted: &std::collections::HashSet<u64>,
-) -> Stacks {
-    use crate::options::DUMP_TIMEOUT;
+    wanted: &HashSet<u64>,
+    limit: Duration,
+) -> Result<HashMap<u64, AsyncStack>, String> {
     use crate::registry::raw_id;
     use crate::stack::RawFrame;
 
-    let Some(dump) = crate::timer::timeout(DUMP_TIMEOUT, handle.dump()).await else {
-        return Stacks::Unavailable(format!(
-            "tokio's task dump did not finish within {} s (a worker thread is blocked)",
-            DUMP_TIMEOUT.as_secs()
+    let Some(dump) = crate::timer::timeout(limit, handle.dump()).await else {
+        return Err(format!(
+            "tokio's task dump did not finish within {:.1} s",
+            limit.as_secs_f64()
         ));
     };
     let cwd = std::env::current_dir()
@@ -76,13 +96,10 @@ pub(crate) async fn take(
                         .collect()
                 })
                 .collect();
-            (
-                raw_id(task.id()),
-                AsyncStack::from_raw(backtraces, cwd.as_deref()),
-            )
+            (raw_id(task.id()), AsyncStack::from_raw(backtraces, cwd.as_deref()))
         })
         .collect();
-    Stacks::Taken(stacks)
+    Ok(stacks)
 }
 
 #[cfg(not(all(
@@ -95,9 +112,10 @@ pub(crate) async fn take(
         target_arch = "s390x"
     )
 )))]
-pub(crate) async fn take(
+async fn take(
     _handle: &tokio::runtime::Handle,
-    _wanted: &std::collections::HashSet<u64>,
-) -> Stacks {
-    Stacks::Unavailable("tokio's task dumps need Linux on aarch64, x86, x86_64 or s390x".to_owned())
+    _wanted: &HashSet<u64>,
+    _limit: Duration,
+) -> Result<HashMap<u64, AsyncStack>, String> {
+    Err("tokio's task dumps need Linux on aarch64, x86, x86_64 or s390x".to_owned())
 }

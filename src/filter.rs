@@ -47,6 +47,7 @@ mod tests {
         ];
         Survivor {
             id: 1,
+            name: None,
             spawned_at: Some("src/pool.rs:4:9".into()),
             state: TaskState::Waiting,
             stack: AsyncStack::from_raw(vec![frames], None),
@@ -76,18 +77,8 @@ mod tests {
                 .ignores(&survivor)
         );
         // The user's frame is not the innermost one: only `any` matches it.
-        assert!(
-            !Options::new()
-                .ignore_top_function("reaper")?
-                .ignore
-                .ignores(&survivor)
-        );
-        assert!(
-            Options::new()
-                .ignore_any_function("reaper")?
-                .ignore
-                .ignores(&survivor)
-        );
+        assert!(!Options::new().ignore_top_function("reaper")?.ignore.ignores(&survivor));
+        assert!(Options::new().ignore_any_function("reaper")?.ignore.ignores(&survivor));
         Ok(())
     }
 }

@@ -112,8 +112,10 @@
 //!   current-thread runtime such a task also holds the thread the check runs
 //!   on; after the grace period plus about 12 s, taskleak prints what it knows
 //!   and exits the test process with code 101 rather than hang.
-//! - Task names (`tokio::task::Builder::name`) are not reported yet: tokio
-//!   exposes them only to `tracing` subscribers.
+//! - Task names (`tokio::task::Builder::name`) reach only tokio's tracing
+//!   span for the task, so taskleak reads them with a tiny tracing subscriber
+//!   of its own, and only under `#[verify_no_leaks]`, on threads where no
+//!   other subscriber is the default: with yours active, names are not shown.
 //! - In count mode (no `tokio_unstable`), a pre-existing task that ends
 //!   during the test can hide a leak one for one.
 //! - Thread leaks are not checked yet.
@@ -126,6 +128,8 @@
 mod dump;
 mod error;
 mod filter;
+#[cfg(tokio_unstable)]
+mod names;
 mod options;
 mod registry;
 mod report;

@@ -19,6 +19,11 @@ pub const DEFAULT_MAX_SLEEP: Duration = Duration::from_millis(100);
 /// spent yielding to the runtime, since tokio's timer cannot sleep that short.
 pub const FIRST_SLEEP: Duration = Duration::from_micros(1);
 
+/// How long a task dump may take when a leaked task looks busy (it was
+/// inside one poll across the last wait): long enough for a task that was
+/// merely descheduled to yield, short for one that never will.
+pub(crate) const SUSPECT_DUMP_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// How long a task dump may take before taskleak gives up on stacks.
 ///
 /// tokio documents that a dump never completes while a worker is blocked;
@@ -103,9 +108,7 @@ impl Options {
     ///
     /// [`Error::InvalidRegex`] when `regex` does not compile.
     pub fn ignore_top_function(mut self, regex: &str) -> Result<Self, Error> {
-        self.ignore
-            .top_function
-            .push(compile("ignore_top_function", regex)?);
+        self.ignore.top_function.push(compile("ignore_top_function", regex)?);
         Ok(self)
     }
 
@@ -121,9 +124,7 @@ impl Options {
     ///
     /// [`Error::InvalidRegex`] when `regex` does not compile.
     pub fn ignore_any_function(mut self, regex: &str) -> Result<Self, Error> {
-        self.ignore
-            .any_function
-            .push(compile("ignore_any_function", regex)?);
+        self.ignore.any_function.push(compile("ignore_any_function", regex)?);
         Ok(self)
     }
 
@@ -141,9 +142,7 @@ impl Options {
     ///
     /// [`Error::InvalidRegex`] when `regex` does not compile.
     pub fn ignore_spawned_at(mut self, regex: &str) -> Result<Self, Error> {
-        self.ignore
-            .spawned_at
-            .push(compile("ignore_spawned_at", regex)?);
+        self.ignore.spawned_at.push(compile("ignore_spawned_at", regex)?);
         Ok(self)
     }
 
@@ -203,12 +202,7 @@ impl IgnoreRules {
 
 impl fmt::Debug for IgnoreRules {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let patterns = |rules: &[Regex]| {
-            rules
-                .iter()
-                .map(|r| r.as_str().to_owned())
-                .collect::<Vec<_>>()
-        };
+        let patterns = |rules: &[Regex]| rules.iter().map(|r| r.as_str().to_owned()).collect::<Vec<_>>();
         f.debug_struct("IgnoreRules")
             .field("top_function", &patterns(&self.top_function))
             .field("any_function", &patterns(&self.any_function))

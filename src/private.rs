@@ -81,9 +81,7 @@ pub fn run_tokio_test<T>(
     is_failure: impl FnOnce(&T) -> bool,
     body: Pin<&mut dyn Future<Output = T>>,
 ) -> T {
-    let options = spec
-        .options()
-        .unwrap_or_else(|error| panic!("taskleak: {error}"));
+    let options = spec.options().unwrap_or_else(|error| panic!("taskleak: {error}"));
     let mut builder = match spec.flavor {
         Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread(),
         Flavor::MultiThread => tokio::runtime::Builder::new_multi_thread(),
@@ -91,9 +89,15 @@ pub fn run_tokio_test<T>(
     configure(&mut builder);
     let tracker = Tracker::new();
     tracker.install(&mut builder);
-    let runtime = builder.enable_all().build().unwrap_or_else(|error| {
-        panic!("taskleak: failed building the test's tokio runtime: {error}")
-    });
+    // `#[tokio::test]` has no thread hooks of its own to preserve.
+    #[cfg(tokio_unstable)]
+    crate::names::capture_on_runtime_threads(&mut builder);
+    #[cfg(tokio_unstable)]
+    let _names = crate::names::capture_on_this_thread();
+    let runtime = builder
+        .enable_all()
+        .build()
+        .unwrap_or_else(|error| panic!("taskleak: failed building the test's tokio runtime: {error}"));
 
     let (outcome, report) = runtime.block_on(async {
         let snapshot = tracker.snapshot().unwrap_or_else(|error| panic!("taskleak: {error}"));

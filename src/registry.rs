@@ -72,9 +72,7 @@ impl Tracker {
             let on_spawn = Arc::clone(&self.registry);
             let on_terminate = Arc::clone(&self.registry);
             builder
-                .on_task_spawn(move |meta| {
-                    on_spawn.task_spawned(raw_id(meta.id()), meta.spawned_at())
-                })
+                .on_task_spawn(move |meta| on_spawn.task_spawned(raw_id(meta.id()), meta.spawned_at()))
                 .on_task_terminate(move |meta| on_terminate.task_terminated(raw_id(meta.id())))
                 .on_before_task_poll(|meta| poll_slots::enter(raw_id(meta.id())))
                 .on_after_task_poll(|_| poll_slots::leave());
@@ -113,9 +111,11 @@ impl Tracker {
 }
 
 /// What the hooks know about one live task.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct TaskRecord {
     pub(crate) spawned_at: &'static Location<'static>,
+    /// The name given with `tokio::task::Builder::name`, when it was seen.
+    pub(crate) name: Option<String>,
 }
 
 /// The set of live tasks of the runtime(s) a tracker is installed on.
@@ -134,7 +134,11 @@ impl Registry {
 
     #[cfg_attr(not(tokio_unstable), allow(dead_code))]
     fn task_spawned(&self, id: u64, spawned_at: &'static Location<'static>) {
-        self.lock().insert(id, TaskRecord { spawned_at });
+        #[cfg(tokio_unstable)]
+        let name = crate::names::take(id);
+        #[cfg(not(tokio_unstable))]
+        let name = None;
+        self.lock().insert(id, TaskRecord { spawned_at, name });
         self.spawned_total.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -149,15 +153,12 @@ impl Registry {
     }
 
     /// The live tasks not in `before`, each with its record.
-    pub(crate) fn live_since(
-        &self,
-        before: &std::collections::HashSet<u64>,
-    ) -> Vec<(u64, TaskRecord)> {
+    pub(crate) fn live_since(&self, before: &std::collections::HashSet<u64>) -> Vec<(u64, TaskRecord)> {
         let mut fresh: Vec<_> = self
             .lock()
             .iter()
             .filter(|(id, _)| !before.contains(id))
-            .map(|(id, record)| (*id, *record))
+            .map(|(id, record)| (*id, record.clone()))
             .collect();
         fresh.sort_unstable_by_key(|(id, _)| *id);
         fresh
@@ -248,25 +249,40 @@ pub(crate) mod poll_slots {
         let _ = SLOT.try_with(|slot| slot.task.store(0, Ordering::Release));
     }
 
-    /// A sample of every thread's current poll: `(task, poll number)`.
-    pub(crate) fn sample() -> Vec<(u64, u64)> {
+    /// One thread's poll at the moment of a sample.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(crate) struct Polling {
+        /// Which thread: its slot's address, stable while the thread lives.
+        pub(crate) thread: usize,
+        pub(crate) task: u64,
+        /// How many polls that thread had started: equal in two samples of
+        /// the same thread means no poll started in between.
+        pub(crate) poll: u64,
+    }
+
+    /// A sample of every thread's current poll.
+    pub(crate) fn sample() -> Vec<Polling> {
         let slots = SLOTS.lock().unwrap_or_else(PoisonError::into_inner);
         slots
             .iter()
             .filter_map(Weak::upgrade)
             .filter_map(|slot| {
                 let task = slot.task.load(Ordering::Acquire);
-                (task != 0).then(|| (task, slot.polls.load(Ordering::Relaxed)))
+                let thread = Arc::as_ptr(&slot) as usize;
+                let poll = slot.polls.load(Ordering::Relaxed);
+                (task != 0).then_some(Polling { thread, task, poll })
             })
             .collect()
     }
 
-    /// The tasks that were inside the very same poll in both samples.
-    pub(crate) fn stuck_between(earlier: &[(u64, u64)], later: &[(u64, u64)]) -> Vec<u64> {
+    /// The tasks that were inside the very same poll, on the same thread,
+    /// in both samples. (Per thread: a task that migrates between workers
+    /// can meet the same poll count on two of them.)
+    pub(crate) fn stuck_between(earlier: &[Polling], later: &[Polling]) -> Vec<u64> {
         later
             .iter()
             .filter(|entry| earlier.contains(entry))
-            .map(|(task, _)| *task)
+            .map(|entry| entry.task)
             .collect()
     }
 }
@@ -277,9 +293,7 @@ mod tests {
 
     #[test]
     fn raw_id_matches_the_displayed_id() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         let handle = runtime.spawn(async {});
         let id = handle.id();
         assert_eq!(raw_id(id).to_string(), id.to_string());
@@ -287,8 +301,11 @@ mod tests {
 
     #[test]
     fn a_poll_that_never_ends_is_stuck_and_a_finished_one_is_not() {
-        let earlier = vec![(7, 3), (9, 1)];
-        let later = vec![(7, 3), (9, 2)];
-        assert_eq!(poll_slots::stuck_between(&earlier, &later), vec![7]);
+        use poll_slots::{Polling, stuck_between};
+        let at = |thread, task, poll| Polling { thread, task, poll };
+        let earlier = vec![at(1, 7, 3), at(2, 9, 1), at(3, 5, 4)];
+        // Task 5 moved to another thread whose count happens to match.
+        let later = vec![at(1, 7, 3), at(2, 9, 2), at(4, 5, 4)];
+        assert_eq!(stuck_between(&earlier, &later), vec![7]);
     }
 }

@@ -63,6 +63,7 @@ pub enum Detail {
 #[derive(Clone, Debug)]
 pub struct LeakGroup {
     pub(crate) task_ids: Vec<u64>,
+    pub(crate) names: Vec<String>,
     pub(crate) spawned_at: Option<String>,
     pub(crate) state: TaskState,
     pub(crate) stack: AsyncStack,
@@ -172,6 +173,16 @@ impl LeakGroup {
         &self.task_ids
     }
 
+    /// The distinct names of the group's tasks (`tokio::task::Builder::name`),
+    /// sorted; empty when none was named or names could not be seen.
+    ///
+    /// ```
+    /// # fn show(group: &taskleak::LeakGroup) { println!("{:?}", group.names()); }
+    /// ```
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
     /// The innermost spawn site, `path:line:col` as the compiler wrote it.
     ///
     /// ```
@@ -204,6 +215,7 @@ impl LeakGroup {
 #[derive(Debug)]
 pub(crate) struct Survivor {
     pub(crate) id: u64,
+    pub(crate) name: Option<String>,
     pub(crate) spawned_at: Option<String>,
     pub(crate) state: TaskState,
     pub(crate) stack: AsyncStack,
@@ -220,11 +232,15 @@ pub(crate) fn group(survivors: Vec<Survivor>) -> Vec<LeakGroup> {
             survivor.stack.clone(),
         );
         match index.get(&key) {
-            Some(&at) => groups[at].task_ids.push(survivor.id),
+            Some(&at) => {
+                groups[at].task_ids.push(survivor.id);
+                groups[at].names.extend(survivor.name);
+            }
             None => {
                 index.insert(key, groups.len());
                 groups.push(LeakGroup {
                     task_ids: vec![survivor.id],
+                    names: survivor.name.into_iter().collect(),
                     spawned_at: survivor.spawned_at,
                     state: survivor.state,
                     stack: survivor.stack,
@@ -234,12 +250,10 @@ pub(crate) fn group(survivors: Vec<Survivor>) -> Vec<LeakGroup> {
     }
     for group in &mut groups {
         group.task_ids.sort_unstable();
+        group.names.sort_unstable();
+        group.names.dedup();
     }
-    groups.sort_by(|a, b| {
-        b.count()
-            .cmp(&a.count())
-            .then_with(|| a.spawned_at.cmp(&b.spawned_at))
-    });
+    groups.sort_by(|a, b| b.count().cmp(&a.count()).then_with(|| a.spawned_at.cmp(&b.spawned_at)));
     groups
 }
 
@@ -291,11 +305,7 @@ impl fmt::Display for LeakReport {
             writeln!(f)?;
             writeln!(f, "  note: {note}")?;
         }
-        if let Some(site) = self
-            .groups
-            .iter()
-            .find_map(|group| group.spawned_at.as_deref())
-        {
+        if let Some(site) = self.groups.iter().find_map(|group| group.spawned_at.as_deref()) {
             let file_line = site.rsplit_once(':').map_or(site, |(head, _)| head);
             writeln!(f)?;
             writeln!(
@@ -317,17 +327,27 @@ fn write_group(f: &mut fmt::Formatter<'_>, group: &LeakGroup) -> fmt::Result {
         ids if ids.len() <= 5 => {
             format!(
                 "task ids {}",
-                ids.iter()
-                    .map(u64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                ids.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
             )
         }
         ids => format!("task ids {}, {}, … {}", ids[0], ids[1], ids[ids.len() - 1]),
     };
+    let quoted = |names: &[String]| {
+        names
+            .iter()
+            .map(|name| format!("{name:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let names = match group.names.as_slice() {
+        [] => String::new(),
+        [name] => format!(", name {name:?}"),
+        names if names.len() <= 3 => format!(", names {}", quoted(names)),
+        names => format!(", names {}, … ({} distinct)", quoted(&names[..2]), names.len()),
+    };
     write!(
         f,
-        "  {}  spawned at {site}  ({ids})",
+        "  {}  spawned at {site}  ({ids}{names})",
         plural(group.count(), "task")
     )?;
     match &group.state {
@@ -359,6 +379,7 @@ mod tests {
     fn survivor(id: u64, site: &str) -> Survivor {
         Survivor {
             id,
+            name: None,
             spawned_at: Some(site.into()),
             state: TaskState::Running,
             stack: AsyncStack::default(),
@@ -378,6 +399,28 @@ mod tests {
     }
 
     #[test]
+    fn names_are_shown_once_per_distinct_name() {
+        let named = |id, name: &str| Survivor {
+            name: Some(name.into()),
+            ..survivor(id, "a.rs:1:1")
+        };
+        let groups = group(vec![named(1, "refresher"), named(2, "refresher")]);
+        assert_eq!(groups[0].names(), ["refresher"]);
+        let mut text = String::new();
+        let report = LeakReport {
+            test: None,
+            leaked: 2,
+            retries: 0,
+            waited: Duration::ZERO,
+            groups,
+            detail: Detail::Full,
+            notes: vec![],
+        };
+        std::fmt::write(&mut text, format_args!("{report}")).expect("rendered");
+        assert!(text.contains(r#"(task ids 1, 2, name "refresher")"#), "{text}");
+    }
+
+    #[test]
     fn renders_headline_groups_and_hint() {
         let report = LeakReport {
             test: Some("handles_request".into()),
@@ -394,19 +437,16 @@ mod tests {
         };
         let text = report.to_string();
         assert!(
-            text.starts_with("taskleak: 3 tasks leaked by `handles_request` (still alive after 20 retries over 0.43 s)"),
-            "{text}"
-        );
-        assert!(
-            text.contains(
-                "2 tasks  spawned at src/worker.rs:12:5  (task ids 7, 8) — running, never yielded"
+            text.starts_with(
+                "taskleak: 3 tasks leaked by `handles_request` (still alive after 20 retries over 0.43 s)"
             ),
             "{text}"
         );
         assert!(
-            text.contains(r#"ignore_spawned_at = r"src/worker\.rs:12""#),
+            text.contains("2 tasks  spawned at src/worker.rs:12:5  (task ids 7, 8) — running, never yielded"),
             "{text}"
         );
+        assert!(text.contains(r#"ignore_spawned_at = r"src/worker\.rs:12""#), "{text}");
     }
 
     #[test]
@@ -425,9 +465,6 @@ mod tests {
             text.contains("taskleak: 1 task leaked (still alive after 1 retry"),
             "{text}"
         );
-        assert!(
-            text.contains(r#"rustflags = ["--cfg", "tokio_unstable"]"#),
-            "{text}"
-        );
+        assert!(text.contains(r#"rustflags = ["--cfg", "tokio_unstable"]"#), "{text}");
     }
 }

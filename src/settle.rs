@@ -69,9 +69,7 @@ mod tests {
 
     #[test]
     fn stops_as_soon_as_nothing_survives_and_counts_retries() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         let mut calls = 0;
         let settled = runtime.block_on(settle(
             &Options::new(),
@@ -87,12 +85,8 @@ mod tests {
 
     #[test]
     fn gives_up_after_the_retry_budget() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
-        let options = Options::new()
-            .max_retries(5)
-            .max_sleep(Duration::from_millis(2));
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let options = Options::new().max_retries(5).max_sleep(Duration::from_millis(2));
         let settled = runtime.block_on(settle(&options, || vec![1], || {}));
         assert_eq!(settled.survivors, vec![1]);
         assert_eq!(settled.retries, 5);

@@ -97,15 +97,7 @@ impl Snapshot {
         let before = self.before_count;
         let settled = settle(
             options,
-            || {
-                vec![
-                    ();
-                    self.handle
-                        .metrics()
-                        .num_alive_tasks()
-                        .saturating_sub(before)
-                ]
-            },
+            || vec![(); self.handle.metrics().num_alive_tasks().saturating_sub(before)],
             || {},
         )
         .await;
@@ -114,7 +106,10 @@ impl Snapshot {
         }
         let mut notes = Vec::new();
         if !options.ignore.is_empty() {
-            notes.push("ignore rules need `--cfg tokio_unstable` (they match spawn sites and stacks); none was applied".to_owned());
+            notes.push(
+                "ignore rules need `--cfg tokio_unstable` (they match spawn sites and stacks); none was applied"
+                    .to_owned(),
+            );
         }
         Some(LeakReport {
             test: None,
@@ -129,18 +124,13 @@ impl Snapshot {
 
     /// What leaked, told without the runtime's help: for when a task holds
     /// the thread the check runs on, so the check itself cannot go on.
-    pub(crate) fn describe_blocked(
-        &self,
-        options: &Options,
-        test: Option<&str>,
-        reason: &str,
-    ) -> LeakReport {
+    pub(crate) fn describe_blocked(&self, options: &Options, test: Option<&str>, reason: &str) -> LeakReport {
         #[cfg(tokio_unstable)]
         let (leaked, groups, detail) = {
             use crate::registry::poll_slots;
             use crate::report::{self, Survivor, TaskState};
 
-            let polled: HashSet<u64> = poll_slots::sample().into_iter().map(|(id, _)| id).collect();
+            let polled: HashSet<u64> = poll_slots::sample().into_iter().map(|polling| polling.task).collect();
             let survivors: Vec<Survivor> = self
                 .tracker
                 .registry
@@ -148,13 +138,12 @@ impl Snapshot {
                 .into_iter()
                 .map(|(id, record)| Survivor {
                     id,
+                    name: record.name,
                     spawned_at: Some(record.spawned_at.to_string()),
                     state: if polled.contains(&id) {
                         TaskState::Running
                     } else {
-                        TaskState::StackUnavailable(
-                            "the check was blocked before it could dump stacks".to_owned(),
-                        )
+                        TaskState::StackUnavailable("the check was blocked before it could dump stacks".to_owned())
                     },
                     stack: crate::stack::AsyncStack::default(),
                 })
@@ -188,7 +177,8 @@ impl Snapshot {
     /// With task hooks: diff task ids, then describe each survivor.
     #[cfg(tokio_unstable)]
     async fn check_tasks(&self, options: &Options) -> Option<LeakReport> {
-        use crate::dump::{self, Stacks};
+        use crate::dump;
+        use crate::options::{DUMP_TIMEOUT, SUSPECT_DUMP_TIMEOUT};
         use crate::registry::poll_slots;
         use crate::report::{self, Survivor, TaskState};
         use crate::stack::AsyncStack;
@@ -199,11 +189,7 @@ impl Snapshot {
             options,
             || {
                 let mut fresh = registry.live_since(&self.before_ids);
-                fresh.retain(|(_, record)| {
-                    !options
-                        .ignore
-                        .ignores_spawn_site(Some(&record.spawned_at.to_string()))
-                });
+                fresh.retain(|(_, record)| !options.ignore.ignores_spawn_site(Some(&record.spawned_at.to_string())));
                 fresh
             },
             || samples = (std::mem::take(&mut samples.1), poll_slots::sample()),
@@ -213,25 +199,27 @@ impl Snapshot {
             return None;
         }
 
-        // A task inside one poll across the last wait never yields; while it
-        // holds a worker, tokio's dump would wait for that worker forever.
-        let running: HashSet<u64> = poll_slots::stuck_between(&samples.0, &samples.1)
+        // A task inside one poll across the last wait is suspected of never
+        // yielding. tokio's dump waits for every worker, so it cannot finish
+        // while one is busy: with suspects, give the dump only a short
+        // while — a suspect that was merely descheduled will have yielded.
+        let suspects: HashSet<u64> = poll_slots::stuck_between(&samples.0, &samples.1)
             .into_iter()
             .filter(|id| registry.is_live(*id))
             .collect();
         let wanted: HashSet<u64> = settled.survivors.iter().map(|(id, _)| *id).collect();
-        let stacks = if !dump::SUPPORTED {
-            dump::take(&self.handle, &wanted).await
-        } else if let Some(blocker) = running.iter().min() {
-            Stacks::Unavailable(format!(
-                "task {blocker} runs without yielding, and tokio's task dump waits for every worker"
-            ))
+        let limit = if suspects.is_empty() {
+            DUMP_TIMEOUT
         } else {
-            dump::take(&self.handle, &wanted).await
+            SUSPECT_DUMP_TIMEOUT
         };
+        let mut stacks = dump::stacks_of(&self.handle, wanted, limit, |id| registry.is_live(id)).await;
+        if let (Some(reason), Some(blocker)) = (&mut stacks.unavailable, suspects.iter().min()) {
+            *reason = format!("{reason}: task {blocker} runs without yielding, and the dump waits for every worker");
+        }
 
         let mut notes = Vec::new();
-        if let Stacks::Unavailable(reason) = &stacks {
+        if let Some(reason) = &stacks.unavailable {
             notes.push(format!("no async stacks: {reason}"));
         }
         let mut unjudged = 0;
@@ -239,33 +227,26 @@ impl Snapshot {
             .survivors
             .into_iter()
             .filter_map(|(id, record)| {
-                let (state, stack) = if running.contains(&id) {
-                    (TaskState::Running, AsyncStack::default())
-                } else {
-                    match &stacks {
-                        Stacks::Taken(stacks) => match stacks.get(&id) {
-                            Some(stack) if stack.is_empty() => {
-                                (TaskState::WaitingOutsideTokio, AsyncStack::default())
-                            }
-                            Some(stack) => (TaskState::Waiting, stack.clone()),
-                            // It ended while the dump ran: not a leak after all.
-                            None if !registry.is_live(id) => return None,
-                            // Alive but not traced: it was being polled.
-                            None => (TaskState::Running, AsyncStack::default()),
-                        },
-                        Stacks::Unavailable(_) => {
-                            if options.ignore.needs_stacks() {
-                                unjudged += 1;
-                            }
-                            (
-                                TaskState::StackUnavailable("see the note below".to_owned()),
-                                AsyncStack::default(),
-                            )
+                let (state, stack) = match stacks.found.get(&id) {
+                    Some(stack) if stack.is_empty() => (TaskState::WaitingOutsideTokio, AsyncStack::default()),
+                    Some(stack) => (TaskState::Waiting, stack.clone()),
+                    // It ended while the dumps ran: not a leak after all.
+                    None if !registry.is_live(id) => return None,
+                    None if suspects.contains(&id) => (TaskState::Running, AsyncStack::default()),
+                    None => {
+                        if options.ignore.needs_stacks() {
+                            unjudged += 1;
                         }
+                        let reason = match stacks.unavailable {
+                            Some(_) => "see the note below",
+                            None => "it was scheduled to run during every task dump",
+                        };
+                        (TaskState::StackUnavailable(reason.to_owned()), AsyncStack::default())
                     }
                 };
                 let survivor = Survivor {
                     id,
+                    name: record.name,
                     spawned_at: Some(record.spawned_at.to_string()),
                     state,
                     stack,

@@ -130,12 +130,7 @@ impl fmt::Display for AsyncStack {
             .unwrap_or(0);
         for (index, branch) in self.branches.iter().enumerate() {
             if self.branches.len() > 1 {
-                writeln!(
-                    f,
-                    "      — await point {} of {}:",
-                    index + 1,
-                    self.branches.len()
-                )?;
+                writeln!(f, "      — await point {} of {}:", index + 1, self.branches.len())?;
             }
             for frame in branch {
                 let place = match (&frame.location, &frame.dependency) {
@@ -172,11 +167,7 @@ fn collapse(innermost_first: Vec<RawFrame>, cwd: Option<&str>) -> Vec<StackFrame
         let path = raw.file.as_deref().map(|file| shorten_path(file, cwd));
         let dependency = match &raw.file {
             Some(file) if is_local_path(file, cwd) => None,
-            Some(file) => Some(
-                crate_of_path(file)
-                    .unwrap_or_else(|| crate_of(&function))
-                    .to_owned(),
-            ),
+            Some(file) => Some(crate_of_path(file).unwrap_or_else(|| crate_of(&function)).to_owned()),
             None => Some(crate_of(&function).to_owned()),
         };
         let location = path.map(|path| match (raw.line, raw.column) {
@@ -190,8 +181,7 @@ fn collapse(innermost_first: Vec<RawFrame>, cwd: Option<&str>) -> Vec<StackFrame
             dependency,
         };
         if let Some(previous) = frames.last() {
-            let same_dependency =
-                previous.dependency.is_some() && previous.dependency == frame.dependency;
+            let same_dependency = previous.dependency.is_some() && previous.dependency == frame.dependency;
             // Outermost frame of a library run wins: it is the call site
             // into that library, the innermost ones are its internals.
             if same_dependency || previous.function == frame.function {
@@ -217,6 +207,8 @@ fn is_runtime_internal(function: &str) -> bool {
         "tokio::future::poll_fn",
         "tokio::macros::",
         "taskleak::",
+        // tokio's `tracing` feature wraps each task in an `Instrumented`.
+        "tracing::instrument::",
         "__rust",
         "rust_",
     ];
@@ -236,9 +228,7 @@ pub(crate) fn clean_symbol(symbol: &str) -> String {
     }
     for closure in ["::{{closure}}", "::{closure#"] {
         while let Some(at) = name.find(closure) {
-            let end = name[at + 2..]
-                .find("::")
-                .map_or(name.len(), |next| at + 2 + next);
+            let end = name[at + 2..].find("::").map_or(name.len(), |next| at + 2 + next);
             name.replace_range(at..end, "");
         }
     }
@@ -247,9 +237,7 @@ pub(crate) fn clean_symbol(symbol: &str) -> String {
 
 fn strip_hash(symbol: &str) -> &str {
     match symbol.rsplit_once("::h") {
-        Some((head, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            head
-        }
+        Some((head, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => head,
         _ => symbol,
     }
 }
@@ -270,9 +258,7 @@ fn split_trait_impl(name: &str) -> Option<(&str, &str, &str)> {
                 return Some((self_type, trait_path, method));
             }
             '>' => depth -= 1,
-            ' ' if depth == 0 && inner[index..].starts_with(" as ") && as_at.is_none() => {
-                as_at = Some(index)
-            }
+            ' ' if depth == 0 && inner[index..].starts_with(" as ") && as_at.is_none() => as_at = Some(index),
             _ => {}
         }
     }
@@ -293,18 +279,13 @@ fn crate_of_path(file: &str) -> Option<&str> {
     let (_, rest) = file.split_once("/.cargo/registry/src/")?;
     let package = rest.split('/').nth(1)?;
     let (name, version) = package.rsplit_once('-')?;
-    version
-        .starts_with(|c: char| c.is_ascii_digit())
-        .then_some(name)
+    version.starts_with(|c: char| c.is_ascii_digit()).then_some(name)
 }
 
 /// Code of the workspace is compiled with relative paths (or absolute ones
 /// under the current directory); dependencies and std are not.
 fn is_local_path(file: &str, cwd: Option<&str>) -> bool {
-    if file.contains("/.cargo/registry/")
-        || file.contains("/.cargo/git/")
-        || file.starts_with("/rustc/")
-    {
+    if file.contains("/.cargo/registry/") || file.contains("/.cargo/git/") || file.starts_with("/rustc/") {
         return false;
     }
     !file.starts_with('/') || cwd.is_some_and(|cwd| file.starts_with(cwd))
@@ -319,17 +300,11 @@ pub(crate) fn shorten_path(file: &str, cwd: Option<&str>) -> String {
     for marker in ["/.cargo/registry/src/", "/.cargo/git/checkouts/"] {
         if let Some((_, rest)) = file.split_once(marker) {
             // Skip the index directory (`index.crates.io-…/`) or checkout name.
-            return rest
-                .split_once('/')
-                .map_or(rest, |(_, tail)| tail)
-                .to_owned();
+            return rest.split_once('/').map_or(rest, |(_, tail)| tail).to_owned();
         }
     }
     if let Some(rest) = file.strip_prefix("/rustc/") {
-        return rest
-            .split_once('/')
-            .map_or(rest, |(_, tail)| tail)
-            .to_owned();
+        return rest.split_once('/').map_or(rest, |(_, tail)| tail).to_owned();
     }
     file.to_owned()
 }
@@ -350,9 +325,7 @@ mod tests {
     #[test]
     fn cleans_trait_impls_closures_and_hashes() {
         assert_eq!(
-            clean_symbol(
-                "<tokio::sync::notify::Notified as core::future::future::Future>::poll::h0123456789abcdef"
-            ),
+            clean_symbol("<tokio::sync::notify::Notified as core::future::future::Future>::poll::h0123456789abcdef"),
             "tokio::sync::notify::Notified"
         );
         assert_eq!(
@@ -361,9 +334,7 @@ mod tests {
         );
         assert_eq!(clean_symbol("my_crate::run::{closure#0}"), "my_crate::run");
         assert_eq!(
-            clean_symbol(
-                "<tokio::time::timeout::Timeout<T> as core::future::future::Future>::poll"
-            ),
+            clean_symbol("<tokio::time::timeout::Timeout<T> as core::future::future::Future>::poll"),
             "tokio::time::timeout::Timeout<T>"
         );
         assert_eq!(clean_symbol("<a::B as core::fmt::Debug>::fmt"), "a::B::fmt");
@@ -371,8 +342,7 @@ mod tests {
 
     #[test]
     fn collapses_internals_and_library_runs_outermost_first() {
-        let registry =
-            "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src";
+        let registry = "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src";
         let innermost_first = vec![
             raw(
                 "tokio::sync::notify::Notified::poll_notified",
@@ -384,11 +354,7 @@ mod tests {
                 &format!("{registry}/sync/notify.rs"),
                 1100,
             ),
-            raw(
-                "my_crate::cache::refresh_loop::{{closure}}",
-                "src/cache.rs",
-                48,
-            ),
+            raw("my_crate::cache::refresh_loop::{{closure}}", "src/cache.rs", 48),
             raw("my_crate::cache::spawn::{{closure}}", "src/cache.rs", 41),
             raw(
                 "<core::pin::Pin<P> as core::future::future::Future>::poll",
@@ -402,10 +368,7 @@ mod tests {
             ),
         ];
         let stack = AsyncStack::from_raw(vec![innermost_first], None);
-        let names: Vec<_> = stack.branches()[0]
-            .iter()
-            .map(StackFrame::function)
-            .collect();
+        let names: Vec<_> = stack.branches()[0].iter().map(StackFrame::function).collect();
         assert_eq!(
             names,
             [
@@ -416,17 +379,13 @@ mod tests {
         );
         let leaf = &stack.branches()[0][2];
         assert_eq!(leaf.dependency(), Some("tokio"));
-        assert_eq!(
-            leaf.location(),
-            Some("tokio-1.54.1/src/sync/notify.rs:1100:5")
-        );
+        assert_eq!(leaf.location(), Some("tokio-1.54.1/src/sync/notify.rs:1100:5"));
         assert_eq!(stack.branches()[0][1].location(), Some("src/cache.rs:48:5"));
     }
 
     #[test]
     fn generic_library_frames_take_their_crate_from_the_path() {
-        let registry =
-            "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src";
+        let registry = "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src";
         let innermost_first = vec![
             raw(
                 "tokio::net::tcp::stream::TcpStream::poll_read",
@@ -446,10 +405,7 @@ mod tests {
             raw("app::serve::{{closure}}", "src/serve.rs", 12),
         ];
         let stack = AsyncStack::from_raw(vec![innermost_first], None);
-        let names: Vec<_> = stack.branches()[0]
-            .iter()
-            .map(StackFrame::function)
-            .collect();
+        let names: Vec<_> = stack.branches()[0].iter().map(StackFrame::function).collect();
         assert_eq!(names, ["app::serve", "tokio::io::util::read::Read<R>"]);
         assert_eq!(
             crate_of_path("/home/u/.cargo/registry/src/idx/serde_json-1.0.1/src/de.rs"),
@@ -460,10 +416,7 @@ mod tests {
     #[test]
     fn absolute_paths_under_cwd_are_local_and_relative() {
         assert!(is_local_path("/work/app/src/lib.rs", Some("/work/app")));
-        assert_eq!(
-            shorten_path("/work/app/src/lib.rs", Some("/work/app")),
-            "src/lib.rs"
-        );
+        assert_eq!(shorten_path("/work/app/src/lib.rs", Some("/work/app")), "src/lib.rs");
         assert_eq!(
             shorten_path("/rustc/0123abc/library/core/src/future.rs", None),
             "library/core/src/future.rs"

@@ -59,10 +59,7 @@ fn run(timers: &'static Timers) -> ! {
     let mut queue = timers.queue.lock().unwrap_or_else(PoisonError::into_inner);
     loop {
         let now = Instant::now();
-        while queue
-            .peek()
-            .is_some_and(|Reverse(entry)| entry.deadline <= now)
-        {
+        while queue.peek().is_some_and(|Reverse(entry)| entry.deadline <= now) {
             if let Some(Reverse(entry)) = queue.pop() {
                 entry.waker.wake();
             }
@@ -76,10 +73,7 @@ fn run(timers: &'static Timers) -> ! {
                     .unwrap_or_else(PoisonError::into_inner)
                     .0
             }
-            None => timers
-                .changed
-                .wait(queue)
-                .unwrap_or_else(PoisonError::into_inner),
+            None => timers.changed.wait(queue).unwrap_or_else(PoisonError::into_inner),
         };
     }
 }
@@ -149,9 +143,7 @@ mod tests {
 
     #[test]
     fn delay_and_timeout_work_without_a_time_driver() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         runtime.block_on(async {
             let start = Instant::now();
             delay(Duration::from_millis(20)).await;

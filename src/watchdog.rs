@@ -73,9 +73,7 @@ mod tests {
     #[test]
     fn a_dropped_watchdog_never_fires() {
         // Firing would exit this test process with code 101 and fail the run.
-        let watchdog = arm(Duration::from_millis(5), || {
-            "fired although disarmed".to_owned()
-        });
+        let watchdog = arm(Duration::from_millis(5), || "fired although disarmed".to_owned());
         drop(watchdog);
         std::thread::sleep(Duration::from_millis(30));
     }

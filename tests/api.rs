@@ -18,9 +18,7 @@ fn runtime(tracker: &Tracker, multi_thread: bool) -> tokio::runtime::Runtime {
 }
 
 fn quick() -> Options {
-    Options::new()
-        .max_retries(5)
-        .max_sleep(Duration::from_millis(5))
+    Options::new().max_retries(5).max_sleep(Duration::from_millis(5))
 }
 
 #[test]
@@ -128,13 +126,9 @@ fn stragglers_within_the_grace_period_pass() {
 
 #[test]
 fn invalid_ignore_rules_are_errors_naming_option_and_pattern() {
-    let error = Options::new()
-        .ignore_any_function("a[")
-        .expect_err("invalid");
+    let error = Options::new().ignore_any_function("a[").expect_err("invalid");
     match &error {
-        Error::InvalidRegex {
-            option, pattern, ..
-        } => {
+        Error::InvalidRegex { option, pattern, .. } => {
             assert_eq!(*option, "ignore_any_function");
             assert_eq!(pattern, "a[");
         }

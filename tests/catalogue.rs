@@ -205,10 +205,7 @@ const CATALOGUE: &[Leak] = &[
         file: "src/row06_lock_order.rs",
         marker: "row06",
         leaked: 2,
-        stuck_at: &[
-            "row06_lock_order::leaky_transfer",
-            "tokio::sync::mutex::Mutex<T>::lock",
-        ],
+        stuck_at: &["row06_lock_order::leaky_transfer", "tokio::sync::mutex::Mutex<T>::lock"],
     },
     Leak {
         test: "row07_forgotten_permit::tests::leaky_forgotten_permit",
@@ -306,12 +303,9 @@ fn every_leaky_catalogue_row_fails_with_its_report() {
             );
             let mut from = 0;
             for frame in leak.stuck_at {
-                let at = output[from..].find(frame).unwrap_or_else(|| {
-                    panic!(
-                        "{}: frame `{frame}` missing or out of order in:\n{output}",
-                        leak.test
-                    )
-                });
+                let at = output[from..]
+                    .find(frame)
+                    .unwrap_or_else(|| panic!("{}: frame `{frame}` missing or out of order in:\n{output}", leak.test));
                 from += at;
             }
         } else {
@@ -368,9 +362,7 @@ fn ignore_rules_silence_known_tasks_or_say_why_they_cannot() {
         } else {
             assert!(!outcome.passed, "{test}");
             assert!(
-                outcome
-                    .output
-                    .contains("ignore rules need `--cfg tokio_unstable`"),
+                outcome.output.contains("ignore rules need `--cfg tokio_unstable`"),
                 "{}",
                 outcome.output
             );
@@ -393,10 +385,24 @@ fn running_and_outside_tokio_tasks_say_so() {
         let busy = &outcome("row10_busy_loop::tests::leaky_busy_loop").output;
         assert!(busy.contains("running, never yielded"), "{busy}");
         let pending = &outcome("row05_wait_never_satisfied::tests::leaky_pending_forever").output;
+        assert!(pending.contains("waiting on a future outside tokio"), "{pending}");
+    }
+}
+
+#[test]
+fn named_tasks_are_reported_with_their_name() {
+    if UNSTABLE {
+        let outcome = outcome("row01_endless_loop::tests::leaky_named_endless_loop");
+        assert!(!outcome.passed);
+        let site = spawn_site("src/row01_endless_loop.rs", "row01-named");
+        let output = &outcome.output;
         assert!(
-            pending.contains("waiting on a future outside tokio"),
-            "{pending}"
+            output.contains("2 tasks leaked by `leaky_named_endless_loop`"),
+            "{output}"
         );
+        assert!(output.contains(&format!("2 tasks  spawned at {site}")), "{output}");
+        assert!(output.contains(r#", name "cache-refresher")"#), "{output}");
+        assert!(output.contains("tokio::time::interval::Interval::tick"), "{output}");
     }
 }
 
@@ -425,9 +431,7 @@ fn should_panic_behaves_as_without_taskleak() {
     let wrong = outcome("behaviour::leaky_should_panic_with_the_wrong_message");
     assert!(!wrong.passed);
     assert!(
-        wrong
-            .output
-            .contains("panic did not contain expected string"),
+        wrong.output.contains("panic did not contain expected string"),
         "{}",
         wrong.output
     );
@@ -472,10 +476,7 @@ fn a_task_that_blocks_the_checks_thread_ends_the_process_with_a_report() {
         stderr.contains("taskleak: 1 task leaked by `leaky_busy_loop_on_current_thread`"),
         "{stderr}"
     );
-    assert!(
-        stderr.contains("a task holds the thread the check runs on"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("a task holds the thread the check runs on"), "{stderr}");
     if UNSTABLE {
         let site = spawn_site("tests/blocked_runtime.rs", "blocked-runtime");
         assert!(stderr.contains(&format!("spawned at {site}")), "{stderr}");

@@ -8,8 +8,7 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Attribute, Expr, ItemFn, Lit, LitStr, MetaNameValue, Token};
 
-const OPTIONS: &str =
-    "`max_retries`, `max_sleep`, `ignore_top_function`, `ignore_any_function`, `ignore_spawned_at`";
+const OPTIONS: &str = "`max_retries`, `max_sleep`, `ignore_top_function`, `ignore_any_function`, `ignore_spawned_at`";
 
 /// The attribute's own arguments.
 #[derive(Default)]
@@ -49,9 +48,7 @@ pub(crate) fn verify_no_leaks(args: TokenStream, item: TokenStream) -> TokenStre
 
 fn without_tokio_test(mut input: ItemFn) -> TokenStream {
     let before = input.attrs.len();
-    input
-        .attrs
-        .retain(|attr| !is_path(attr, &["tokio", "test"]));
+    input.attrs.retain(|attr| !is_path(attr, &["tokio", "test"]));
     if input.attrs.len() != before {
         input.attrs.push(syn::parse_quote!(#[allow(dead_code)]));
     }
@@ -64,10 +61,7 @@ fn with_error(mut tokens: TokenStream, error: syn::Error) -> TokenStream {
 }
 
 fn parse_config(args: TokenStream) -> syn::Result<Config> {
-    let pairs = syn::parse::Parser::parse2(
-        Punctuated::<MetaNameValue, Token![,]>::parse_terminated,
-        args,
-    )?;
+    let pairs = syn::parse::Parser::parse2(Punctuated::<MetaNameValue, Token![,]>::parse_terminated, args)?;
     let mut config = Config::default();
     for pair in pairs {
         let Some(key) = pair.path.get_ident().map(ToString::to_string) else {
@@ -83,11 +77,7 @@ fn parse_config(args: TokenStream) -> syn::Result<Config> {
             }
             "max_sleep" => {
                 let text = string_literal(&pair.value, "max_sleep", "\"100ms\"")?;
-                set_once(
-                    &mut config.max_sleep_nanos,
-                    parse_duration(&text)?,
-                    &pair.path,
-                )?;
+                set_once(&mut config.max_sleep_nanos, parse_duration(&text)?, &pair.path)?;
             }
             "ignore_top_function" | "ignore_any_function" | "ignore_spawned_at" => {
                 let pattern = string_literal(&pair.value, &key, "\"regex\"")?;
@@ -106,10 +96,7 @@ fn parse_config(args: TokenStream) -> syn::Result<Config> {
 
 fn unknown_option(path: &syn::Path) -> syn::Error {
     let name = path.to_token_stream().to_string().replace(' ', "");
-    syn::Error::new_spanned(
-        path,
-        format!("unknown option `{name}`; expected one of: {OPTIONS}"),
-    )
+    syn::Error::new_spanned(path, format!("unknown option `{name}`; expected one of: {OPTIONS}"))
 }
 
 fn set_once<T>(slot: &mut Option<T>, value: T, path: &syn::Path) -> syn::Result<()> {
@@ -161,17 +148,11 @@ fn parse_duration(text: &LitStr) -> syn::Result<u64> {
         "s" => 1_000_000_000,
         _ => 0,
     };
-    match digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(scale))
-    {
+    match digits.parse::<u64>().ok().and_then(|n| n.checked_mul(scale)) {
         Some(nanos) if scale != 0 => Ok(nanos),
         _ => Err(syn::Error::new_spanned(
             text,
-            format!(
-                "invalid duration `{value}`; write a whole number and a unit: `us`, `ms` or `s`, e.g. \"100ms\""
-            ),
+            format!("invalid duration `{value}`; write a whole number and a unit: `us`, `ms` or `s`, e.g. \"100ms\""),
         )),
     }
 }
@@ -180,19 +161,12 @@ fn check_regex(pattern: &LitStr, key: &str) -> syn::Result<()> {
     regex_syntax::Parser::new()
         .parse(&pattern.value())
         .map(drop)
-        .map_err(|error| {
-            syn::Error::new_spanned(pattern, format!("invalid regex for `{key}`:\n{error}"))
-        })
+        .map_err(|error| syn::Error::new_spanned(pattern, format!("invalid regex for `{key}`:\n{error}")))
 }
 
 fn is_path(attr: &Attribute, segments: &[&str]) -> bool {
     let path = attr.path();
-    path.segments.len() == segments.len()
-        && path
-            .segments
-            .iter()
-            .zip(segments)
-            .all(|(seg, want)| seg.ident == want)
+    path.segments.len() == segments.len() && path.segments.iter().zip(segments).all(|(seg, want)| seg.ident == want)
 }
 
 /// Finds `#[tokio::test]` among the function's attributes; returns it and
@@ -213,9 +187,10 @@ fn split_tokio_test(input: &ItemFn) -> syn::Result<(&Attribute, Vec<&Attribute>)
     // `#[tokio::test]` above us has already turned the test into a plain
     // function that builds its own runtime, out of taskleak's reach.
     let expanded_by_tokio = input.sig.asyncness.is_none()
-        && input.attrs.iter().any(|attr| {
-            attr.path().leading_colon.is_some() && is_path(attr, &["core", "prelude", "v1", "test"])
-        });
+        && input
+            .attrs
+            .iter()
+            .any(|attr| attr.path().leading_colon.is_some() && is_path(attr, &["core", "prelude", "v1", "test"]));
     if expanded_by_tokio {
         return Err(syn::Error::new(
             Span::call_site(),
@@ -243,9 +218,7 @@ fn parse_tokio_test(attr: &Attribute) -> syn::Result<RuntimeConfig> {
     };
     let pairs = match &attr.meta {
         syn::Meta::Path(_) => Punctuated::new(),
-        syn::Meta::List(_) => {
-            attr.parse_args_with(Punctuated::<MetaNameValue, Token![,]>::parse_terminated)?
-        }
+        syn::Meta::List(_) => attr.parse_args_with(Punctuated::<MetaNameValue, Token![,]>::parse_terminated)?,
         syn::Meta::NameValue(_) => {
             return Err(syn::Error::new_spanned(
                 attr,
@@ -257,20 +230,12 @@ fn parse_tokio_test(attr: &Attribute) -> syn::Result<RuntimeConfig> {
     let mut worker_threads = None;
     let mut start_paused = None;
     for pair in pairs {
-        let key = pair
-            .path
-            .get_ident()
-            .map(ToString::to_string)
-            .unwrap_or_default();
+        let key = pair.path.get_ident().map(ToString::to_string).unwrap_or_default();
         let value = &pair.value;
         match key.as_str() {
             "flavor" => match literal(value) {
-                Some(Lit::Str(text)) if text.value() == "multi_thread" => {
-                    config.multi_thread = true
-                }
-                Some(Lit::Str(text)) if text.value() == "current_thread" => {
-                    config.multi_thread = false
-                }
+                Some(Lit::Str(text)) if text.value() == "multi_thread" => config.multi_thread = true,
+                Some(Lit::Str(text)) if text.value() == "current_thread" => config.multi_thread = false,
                 Some(Lit::Str(text)) if text.value() == "local" => {
                     return Err(syn::Error::new_spanned(
                         value,
@@ -309,9 +274,9 @@ fn parse_tokio_test(attr: &Attribute) -> syn::Result<RuntimeConfig> {
                         ));
                     }
                 };
-                config
-                    .builder_calls
-                    .push(quote_spanned!(value.span()=> builder.unhandled_panic(#builder_type::UnhandledPanic::#variant);));
+                config.builder_calls.push(
+                    quote_spanned!(value.span()=> builder.unhandled_panic(#builder_type::UnhandledPanic::#variant);),
+                );
             }
             "name" => config
                 .builder_calls
@@ -356,15 +321,8 @@ fn check_signature(input: &ItemFn) -> syn::Result<()> {
     Ok(())
 }
 
-fn generate(
-    input: &ItemFn,
-    attrs: Vec<&Attribute>,
-    config: &Config,
-    runtime: &RuntimeConfig,
-) -> TokenStream {
-    let ItemFn {
-        vis, sig, block, ..
-    } = input;
+fn generate(input: &ItemFn, attrs: Vec<&Attribute>, config: &Config, runtime: &RuntimeConfig) -> TokenStream {
+    let ItemFn { vis, sig, block, .. } = input;
     let name = sig.ident.to_string();
     let mut plain_sig = sig.clone();
     plain_sig.asyncness = None;
@@ -374,11 +332,7 @@ fn generate(
     };
     let returns_result = match &sig.output {
         syn::ReturnType::Type(_, ty) => match &**ty {
-            syn::Type::Path(path) => path
-                .path
-                .segments
-                .last()
-                .is_some_and(|seg| seg.ident == "Result"),
+            syn::Type::Path(path) => path.path.segments.last().is_some_and(|seg| seg.ident == "Result"),
             _ => false,
         },
         syn::ReturnType::Default => false,
