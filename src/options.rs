@@ -15,8 +15,8 @@ pub const DEFAULT_MAX_RETRIES: u32 = 20;
 /// about 0.43 s of waiting for stragglers.
 pub const DEFAULT_MAX_SLEEP: Duration = Duration::from_millis(100);
 
-/// The first sleep of the settle loop; sleeps shorter than a millisecond are
-/// spent yielding to the runtime, since tokio's timer cannot sleep that short.
+/// The first sleep of the settle loop (goleak's). Sleeps are real time, on
+/// taskleak's own timer thread: tokio's timer cannot sleep under 1 ms.
 pub const FIRST_SLEEP: Duration = Duration::from_micros(1);
 
 /// How long a task dump may take when a leaked task looks busy (it was

@@ -127,14 +127,13 @@ pub(crate) async fn timeout<F: Future>(limit: Duration, future: F) -> Option<F::
     .await
 }
 
-/// Lets the runtime run other tasks for about `duration`: yields when it is
-/// shorter than a millisecond (no timer is that fine), sleeps otherwise.
+/// Lets the runtime run other tasks for at least `duration` of real time.
+/// Yields first, so that a current-thread runtime runs its ready tasks even
+/// when `duration` has passed by the time the delay is polled; on a
+/// multi-thread runtime the delay is what gives the workers time.
 pub(crate) async fn pause(duration: Duration) {
-    if duration < Duration::from_millis(1) {
-        tokio::task::yield_now().await;
-    } else {
-        delay(duration).await;
-    }
+    tokio::task::yield_now().await;
+    delay(duration).await;
 }
 
 #[cfg(test)]
@@ -153,6 +152,12 @@ mod tests {
                 None
             );
             assert_eq!(timeout(Duration::from_secs(5), async { 7 }).await, Some(7));
+            let start = Instant::now();
+            pause(Duration::from_micros(300)).await;
+            assert!(
+                start.elapsed() >= Duration::from_micros(300),
+                "sub-millisecond pauses are real waits"
+            );
         });
     }
 }
