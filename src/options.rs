@@ -8,15 +8,27 @@ use regex::Regex;
 use crate::error::Error;
 
 /// How many times the settle loop re-checks before judging (goleak's default).
+///
+/// ```
+/// assert_eq!(taskleak::Options::new().retries(), taskleak::DEFAULT_MAX_RETRIES);
+/// ```
 pub const DEFAULT_MAX_RETRIES: u32 = 20;
 
 /// The cap on the sleep between two re-checks. Sleeps start at
 /// [`FIRST_SLEEP`] and double up to this, so the default budget is bounded by
 /// about 0.43 s of waiting for stragglers.
+///
+/// ```
+/// assert_eq!(taskleak::Options::new().sleep_cap(), taskleak::DEFAULT_MAX_SLEEP);
+/// ```
 pub const DEFAULT_MAX_SLEEP: Duration = Duration::from_millis(100);
 
 /// The first sleep of the settle loop (goleak's). Sleeps are real time, on
 /// taskleak's own timer thread: tokio's timer cannot sleep under 1 ms.
+///
+/// ```
+/// assert!(taskleak::FIRST_SLEEP < taskleak::DEFAULT_MAX_SLEEP);
+/// ```
 pub const FIRST_SLEEP: Duration = Duration::from_micros(1);
 
 /// How long a task dump may take when a leaked task looks busy (it was
@@ -28,6 +40,10 @@ pub(crate) const SUSPECT_DUMP_TIMEOUT: Duration = Duration::from_millis(500);
 ///
 /// tokio documents that a dump never completes while a worker is blocked;
 /// past this bound the report is built from spawn sites alone.
+///
+/// ```
+/// assert_eq!(taskleak::DUMP_TIMEOUT, std::time::Duration::from_secs(2));
+/// ```
 pub const DUMP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The options of one leak check: retry budget and ignore rules.

@@ -449,6 +449,72 @@ mod tests {
         assert!(text.contains(r#"ignore_spawned_at = r"src/worker\.rs:12""#), "{text}");
     }
 
+    /// The whole rendering, pinned: any change to it is a reviewed change.
+    #[test]
+    fn renders_a_full_report_exactly() {
+        use crate::stack::RawFrame;
+        let frame = |name: &str, file: &str, line| RawFrame {
+            name: name.into(),
+            file: Some(file.into()),
+            line: Some(line),
+            column: Some(9),
+        };
+        let tokio = "/home/u/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src";
+        let stack = AsyncStack::from_raw(
+            vec![vec![
+                frame(
+                    "tokio::sync::notify::Notified::poll_notified",
+                    &format!("{tokio}/sync/notify.rs"),
+                    900,
+                ),
+                frame(
+                    "<tokio::sync::notify::Notified as core::future::future::Future>::poll",
+                    &format!("{tokio}/sync/notify.rs"),
+                    1100,
+                ),
+                frame("my_crate::cache::Cache::refresh_loop::{{closure}}", "src/cache.rs", 48),
+                frame("my_crate::cache::Cache::start::{{closure}}", "src/cache.rs", 41),
+            ]],
+            None,
+        );
+        let waiting = |id, name: Option<&str>| Survivor {
+            id,
+            name: name.map(str::to_owned),
+            spawned_at: Some("src/cache.rs:41:9".into()),
+            state: TaskState::Waiting,
+            stack: stack.clone(),
+        };
+        let report = LeakReport {
+            test: Some("handles_request".into()),
+            leaked: 3,
+            retries: 20,
+            waited: Duration::from_millis(431),
+            groups: group(vec![
+                waiting(7, Some("cache-refresher")),
+                waiting(8, Some("cache-refresher")),
+                survivor(9, "src/worker.rs:12:5"),
+            ]),
+            detail: Detail::Full,
+            notes: vec!["no async stacks: an example note".into()],
+        };
+        let expected = r#"taskleak: 3 tasks leaked by `handles_request` (still alive after 20 retries over 0.43 s)
+
+  2 tasks  spawned at src/cache.rs:41:9  (task ids 7, 8, name "cache-refresher")
+    stuck at:
+      my_crate::cache::Cache::start         src/cache.rs:41:9
+      my_crate::cache::Cache::refresh_loop  src/cache.rs:48:9
+      tokio::sync::notify::Notified         (tokio)
+
+  1 task  spawned at src/worker.rs:12:5  (task id 9) — running, never yielded
+
+  note: no async stacks: an example note
+
+  hint: if such a task is meant to outlive the test, ignore it with
+        #[taskleak::verify_no_leaks(ignore_spawned_at = r"src/cache\.rs:41")]
+"#;
+        assert_eq!(report.to_string(), expected);
+    }
+
     #[test]
     fn count_only_reports_quote_the_config_lines() {
         let report = LeakReport {

@@ -49,3 +49,13 @@ async fn ignored_spawn_site() {
 async fn ignored_test() {
     panic!("an ignored test must not run");
 }
+
+/// `unhandled_panic` and the runtime `name` are unstable tokio options,
+/// passed through to taskleak's runtime as `#[tokio::test]` would.
+#[cfg(tokio_unstable)]
+#[taskleak::verify_no_leaks]
+#[tokio::test(unhandled_panic = "shutdown_runtime", name = "checked-runtime")]
+async fn unstable_runtime_options_pass_through() {
+    let task = tokio::spawn(async { 1 });
+    assert_eq!(task.await.unwrap(), 1);
+}
