@@ -31,6 +31,9 @@
 //!     stuck at:
 //!       my_crate::cache::Cache::refresh_loop  src/cache.rs:48:31
 //!       tokio::sync::notify::Notified         (tokio)
+//!     cause: waiting for a Notify that is never notified
+//!     fix:   notify on every path, including errors; or wait with a timeout
+//!            (docs/fixes.md#notify)
 //! ```
 //!
 //! Spawn sites and stacks need tokio's unstable hooks. Add to
@@ -125,6 +128,7 @@
 // dead code is checked.
 #![cfg_attr(not(tokio_unstable), allow(dead_code))]
 
+mod cause;
 mod dump;
 mod error;
 mod filter;
@@ -143,6 +147,7 @@ mod watchdog;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use cause::{Cause, FIXES_PAGE};
 pub use error::Error;
 pub use options::{DEFAULT_MAX_RETRIES, DEFAULT_MAX_SLEEP, DUMP_TIMEOUT, FIRST_SLEEP, Options};
 pub use registry::Tracker;

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
+use crate::cause::Cause;
 use crate::stack::AsyncStack;
 
 /// The tasks a check found still alive, grouped. This is the error of
@@ -67,6 +68,7 @@ pub struct LeakGroup {
     pub(crate) spawned_at: Option<String>,
     pub(crate) state: TaskState,
     pub(crate) stack: AsyncStack,
+    pub(crate) cause: Cause,
 }
 
 /// What a leaked task was doing when the check gave up on it.
@@ -201,6 +203,18 @@ impl LeakGroup {
         &self.state
     }
 
+    /// Why the tasks are stuck, derived from their state and stack; see
+    /// [`Cause`].
+    ///
+    /// ```
+    /// # fn show(group: &taskleak::LeakGroup) {
+    /// println!("{} ({})", group.cause(), group.cause().label());
+    /// # }
+    /// ```
+    pub fn cause(&self) -> &Cause {
+        &self.cause
+    }
+
     /// Where the tasks are stuck (empty unless [`TaskState::Waiting`]).
     ///
     /// ```
@@ -242,6 +256,7 @@ pub(crate) fn group(survivors: Vec<Survivor>) -> Vec<LeakGroup> {
                     task_ids: vec![survivor.id],
                     names: survivor.name.into_iter().collect(),
                     spawned_at: survivor.spawned_at,
+                    cause: Cause::of(&survivor.state, &survivor.stack),
                     state: survivor.state,
                     stack: survivor.stack,
                 });
@@ -253,7 +268,15 @@ pub(crate) fn group(survivors: Vec<Survivor>) -> Vec<LeakGroup> {
         group.names.sort_unstable();
         group.names.dedup();
     }
-    groups.sort_by(|a, b| b.count().cmp(&a.count()).then_with(|| a.spawned_at.cmp(&b.spawned_at)));
+    // Root causes first: a task that only waits on another task (its
+    // JoinHandle, a lock) comes after the tasks it may be waiting on.
+    groups.sort_by(|a, b| {
+        let waiter = |group: &LeakGroup| group.cause.waits_on_another_task();
+        waiter(a)
+            .cmp(&waiter(b))
+            .then_with(|| b.count().cmp(&a.count()))
+            .then_with(|| a.spawned_at.cmp(&b.spawned_at))
+    });
     groups
 }
 
@@ -354,7 +377,8 @@ fn write_group(f: &mut fmt::Formatter<'_>, group: &LeakGroup) -> fmt::Result {
         TaskState::Waiting => {
             writeln!(f)?;
             writeln!(f, "    stuck at:")?;
-            write!(f, "{}", group.stack)
+            write!(f, "{}", group.stack)?;
+            writeln!(f, "    cause: {}", group.cause)?;
         }
         TaskState::WaitingOutsideTokio => {
             writeln!(f, " — waiting on a future outside tokio")?;
@@ -365,11 +389,16 @@ fn write_group(f: &mut fmt::Formatter<'_>, group: &LeakGroup) -> fmt::Result {
             writeln!(
                 f,
                 "    hand-written future), so the task dump cannot show where it waits"
-            )
+            )?;
         }
-        TaskState::Running => writeln!(f, " — running, never yielded"),
-        TaskState::StackUnavailable(reason) => writeln!(f, " — stack unavailable: {reason}"),
+        TaskState::Running => writeln!(f, " — running, never yielded")?,
+        TaskState::StackUnavailable(reason) => writeln!(f, " — stack unavailable: {reason}")?,
     }
+    if group.cause != Cause::Unclassified {
+        writeln!(f, "    fix:   {}", group.cause.hint())?;
+        writeln!(f, "           ({})", group.cause.docs())?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -504,8 +533,13 @@ mod tests {
       my_crate::cache::Cache::start         src/cache.rs:41:9
       my_crate::cache::Cache::refresh_loop  src/cache.rs:48:9
       tokio::sync::notify::Notified         (tokio)
+    cause: waiting for a Notify that is never notified
+    fix:   notify on every path, including errors; or wait with a timeout
+           (docs/fixes.md#notify)
 
   1 task  spawned at src/worker.rs:12:5  (task id 9) — running, never yielded
+    fix:   give the loop an exit and yield (`yield_now`), or move CPU work to `spawn_blocking` with a stop flag
+           (docs/fixes.md#running)
 
   note: no async stacks: an example note
 

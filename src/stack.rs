@@ -159,6 +159,9 @@ pub(crate) struct RawFrame {
 /// frames outermost first.
 fn collapse(innermost_first: Vec<RawFrame>, cwd: Option<&str>) -> Vec<StackFrame> {
     let mut frames: Vec<StackFrame> = Vec::new();
+    // Whether the current run of same-dependency frames already shows an
+    // API a cause rule knows.
+    let mut run_shows_api = false;
     for raw in innermost_first.into_iter().rev() {
         let function = clean_symbol(&raw.name);
         if is_runtime_internal(&function) {
@@ -175,19 +178,30 @@ fn collapse(innermost_first: Vec<RawFrame>, cwd: Option<&str>) -> Vec<StackFrame
             (Some(line), None) => format!("{path}:{line}"),
             _ => path,
         });
+        let known_api = crate::cause::of_function(&function).is_some();
         let frame = StackFrame {
             function,
             location,
             dependency,
         };
         if let Some(previous) = frames.last() {
-            let same_dependency = previous.dependency.is_some() && previous.dependency == frame.dependency;
-            // Outermost frame of a library run wins: it is the call site
-            // into that library, the innermost ones are its internals.
-            if same_dependency || previous.function == frame.function {
+            if previous.function == frame.function {
                 continue;
             }
+            let same_run = previous.dependency.is_some() && previous.dependency == frame.dependency;
+            // The outermost frame of a library run is the call into that
+            // library; the frames inside are its internals — except the
+            // first API a cause rule knows, which says what the task waits
+            // for inside a combinator (`timeout(d, rx.recv())`), and not the
+            // APIs that one uses in turn (`Interval::tick` awaits a `Sleep`).
+            if same_run && (run_shows_api || !known_api) {
+                continue;
+            }
+            if !same_run {
+                run_shows_api = false;
+            }
         }
+        run_shows_api |= known_api;
         frames.push(frame);
     }
     frames
@@ -196,15 +210,21 @@ fn collapse(innermost_first: Vec<RawFrame>, cwd: Option<&str>) -> Vec<StackFrame
 /// Frames that only say "the runtime polled a future": never the answer to
 /// "where is it stuck".
 fn is_runtime_internal(function: &str) -> bool {
+    // Awaiting another task is a wait worth naming, though it is in
+    // `tokio::runtime`.
+    if function.starts_with("tokio::runtime::task::join::JoinHandle") {
+        return false;
+    }
     const INTERNAL: &[&str] = &[
         "core::",
         "std::",
         "alloc::",
         "tokio::runtime::",
-        "tokio::task::",
+        "tokio::task::coop::",
         "tokio::util::",
         "tokio::loom::",
         "tokio::future::poll_fn",
+        "tokio::future::maybe_done",
         "tokio::macros::",
         "taskleak::",
         // tokio's `tracing` feature wraps each task in an `Instrumented`.

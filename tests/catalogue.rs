@@ -120,6 +120,8 @@ struct Leak {
     leaked: usize,
     /// Frames the async stack must show, outermost first.
     stuck_at: &'static [&'static str],
+    /// The cause label the report must give (its fix links to it).
+    cause: &'static str,
 }
 
 const CATALOGUE: &[Leak] = &[
@@ -132,6 +134,7 @@ const CATALOGUE: &[Leak] = &[
             "row01_endless_loop::tick_forever",
             "tokio::time::interval::Interval::tick",
         ],
+        cause: "interval-loop",
     },
     Leak {
         test: "row02_receiver_never_fed::tests::leaky_receiver_never_fed",
@@ -142,6 +145,7 @@ const CATALOGUE: &[Leak] = &[
             "row02_receiver_never_fed::leaky_worker",
             "tokio::sync::mpsc::bounded::Receiver<T>::recv",
         ],
+        cause: "mpsc-receive",
     },
     Leak {
         test: "row03_sender_blocked::tests::leaky_sender_blocked",
@@ -152,6 +156,7 @@ const CATALOGUE: &[Leak] = &[
             "row03_sender_blocked::leaky_first_result",
             "tokio::sync::mpsc::bounded::Sender<T>::send",
         ],
+        cause: "mpsc-send",
     },
     Leak {
         test: "row04_abandoned_result::tests::leaky_abandoned_result",
@@ -162,6 +167,7 @@ const CATALOGUE: &[Leak] = &[
             "row04_abandoned_result::LeakyClient::fetch",
             "tokio::sync::mpsc::bounded::Sender<T>::send",
         ],
+        cause: "mpsc-send",
     },
     Leak {
         test: "row05_wait_never_satisfied::tests::leaky_notify_never_notified",
@@ -172,6 +178,7 @@ const CATALOGUE: &[Leak] = &[
             "row05_wait_never_satisfied::leaky_notify",
             "tokio::sync::notify::Notified",
         ],
+        cause: "notify",
     },
     Leak {
         test: "row05_wait_never_satisfied::tests::leaky_barrier_miscount",
@@ -182,6 +189,7 @@ const CATALOGUE: &[Leak] = &[
             "row05_wait_never_satisfied::leaky_barrier",
             "tokio::sync::barrier::Barrier::wait",
         ],
+        cause: "barrier",
     },
     Leak {
         test: "row05_wait_never_satisfied::tests::leaky_oneshot_forgotten",
@@ -192,6 +200,7 @@ const CATALOGUE: &[Leak] = &[
             "row05_wait_never_satisfied::leaky_oneshot",
             "tokio::sync::oneshot::Receiver<T>",
         ],
+        cause: "oneshot",
     },
     Leak {
         test: "row05_wait_never_satisfied::tests::leaky_pending_forever",
@@ -199,6 +208,7 @@ const CATALOGUE: &[Leak] = &[
         marker: "row05-pending",
         leaked: 1,
         stuck_at: &[],
+        cause: "outside-tokio",
     },
     Leak {
         test: "row06_lock_order::tests::leaky_lock_order",
@@ -206,6 +216,7 @@ const CATALOGUE: &[Leak] = &[
         marker: "row06",
         leaked: 2,
         stuck_at: &["row06_lock_order::leaky_transfer", "tokio::sync::mutex::Mutex<T>::lock"],
+        cause: "lock",
     },
     Leak {
         test: "row07_forgotten_permit::tests::leaky_forgotten_permit",
@@ -217,6 +228,7 @@ const CATALOGUE: &[Leak] = &[
             "row07_forgotten_permit::handle",
             "tokio::sync::semaphore::Semaphore::acquire",
         ],
+        cause: "semaphore",
     },
     Leak {
         test: "row08_select_blocked::tests::leaky_select_blocked",
@@ -228,6 +240,7 @@ const CATALOGUE: &[Leak] = &[
             "tokio::sync::mpsc::bounded::Sender<T>::send",
             "tokio::sync::watch::Receiver<T>::changed",
         ],
+        cause: "select",
     },
     Leak {
         test: "row09_io_without_timeout::tests::leaky_io_without_timeout",
@@ -238,6 +251,7 @@ const CATALOGUE: &[Leak] = &[
             "row09_io_without_timeout::read_request",
             "tokio::io::util::read::Read<R>",
         ],
+        cause: "io-read",
     },
     Leak {
         test: "row10_busy_loop::tests::leaky_busy_loop",
@@ -245,6 +259,7 @@ const CATALOGUE: &[Leak] = &[
         marker: "row10",
         leaked: 1,
         stuck_at: &[],
+        cause: "running",
     },
     Leak {
         test: "row13_nested_spawns::tests::leaky_nested_spawn",
@@ -255,6 +270,7 @@ const CATALOGUE: &[Leak] = &[
             "row13_nested_spawns::connection_loop",
             "tokio::sync::mpsc::bounded::Receiver<T>::recv",
         ],
+        cause: "mpsc-receive",
     },
     Leak {
         test: "behaviour::leaky_thousand_identical",
@@ -262,6 +278,7 @@ const CATALOGUE: &[Leak] = &[
         marker: "behaviour-thousand",
         leaked: 1000,
         stuck_at: &[],
+        cause: "outside-tokio",
     },
     Leak {
         test: "behaviour::leaky_with_no_grace_period",
@@ -269,6 +286,43 @@ const CATALOGUE: &[Leak] = &[
         marker: "behaviour-no-grace",
         leaked: 1,
         stuck_at: &["tokio::time::sleep::Sleep"],
+        cause: "sleep",
+    },
+    // Causes stay right when the await is wrapped (issue: classification).
+    Leak {
+        test: "causes_wrapped::tests::leaky_wrapped_receive",
+        file: "src/causes_wrapped.rs",
+        marker: "wrapped-receive",
+        leaked: 1,
+        stuck_at: &[
+            "causes_wrapped::next_job",
+            "tokio::time::timeout::Timeout<T>",
+            "tokio::sync::mpsc::bounded::Receiver<T>::recv",
+        ],
+        cause: "mpsc-receive",
+    },
+    Leak {
+        test: "causes_wrapped::tests::leaky_join_both_blocked",
+        file: "src/causes_wrapped.rs",
+        marker: "join-both",
+        leaked: 1,
+        stuck_at: &[
+            "tokio::sync::mpsc::bounded::Receiver<T>::recv",
+            "tokio::sync::notify::Notified",
+        ],
+        cause: "select",
+    },
+    Leak {
+        test: "causes_wrapped::tests::leaky_waiter_of_a_leaked_task",
+        file: "src/causes_wrapped.rs",
+        marker: "awaited-root",
+        leaked: 2,
+        // Root cause first, its waiter after.
+        stuck_at: &[
+            "tokio::sync::notify::Notified",
+            "tokio::runtime::task::join::JoinHandle<T>",
+        ],
+        cause: "notify",
     },
 ];
 
@@ -308,6 +362,13 @@ fn every_leaky_catalogue_row_fails_with_its_report() {
                     .unwrap_or_else(|| panic!("{}: frame `{frame}` missing or out of order in:\n{output}", leak.test));
                 from += at;
             }
+            let fix = format!("(docs/fixes.md#{})", leak.cause);
+            assert!(
+                output.contains(&fix),
+                "{}: cause `{}` not given in:\n{output}",
+                leak.test,
+                leak.cause
+            );
         } else {
             assert!(
                 output.contains(r#"rustflags = ["--cfg", "tokio_unstable"]"#),
@@ -403,6 +464,26 @@ fn named_tasks_are_reported_with_their_name() {
         assert!(output.contains(&format!("2 tasks  spawned at {site}")), "{output}");
         assert!(output.contains(r#", name "cache-refresher")"#), "{output}");
         assert!(output.contains("tokio::time::interval::Interval::tick"), "{output}");
+    }
+}
+
+#[test]
+fn a_task_awaiting_another_leaked_task_comes_after_it() {
+    if UNSTABLE {
+        let output = &outcome("causes_wrapped::tests::leaky_waiter_of_a_leaked_task").output;
+        let root = output.find("(docs/fixes.md#notify)").expect("root cause");
+        let waiter = output.find("(docs/fixes.md#join-handle)").expect("waiter");
+        assert!(root < waiter, "{output}");
+        let waiter_site = spawn_site("src/causes_wrapped.rs", "join-waiter");
+        assert!(output.contains(&format!("spawned at {waiter_site}")), "{output}");
+    }
+}
+
+#[test]
+fn a_select_names_the_cause_of_each_blocked_branch() {
+    if UNSTABLE {
+        let output = &outcome("row08_select_blocked::tests::leaky_select_blocked").output;
+        assert!(output.contains("cause: blocked on every branch of a select!/join!: blocked sending on a full channel that nobody reads; waiting for a watch channel change that never comes"), "{output}");
     }
 }
 

@@ -1,0 +1,395 @@
+//! Why a leaked task is stuck, derived from its state and async stack, with
+//! a short fix for each cause; never guessed: no rule, no cause.
+
+use std::fmt;
+
+use crate::report::TaskState;
+use crate::stack::AsyncStack;
+
+/// Where the fix hints point: a page with each cause's leaky and fixed code.
+pub const FIXES_PAGE: &str = "docs/fixes.md";
+
+/// Why a leaked task is stuck, one per catalogue pattern.
+///
+/// ```
+/// # fn show(group: &taskleak::LeakGroup) {
+/// let cause = group.cause();
+/// println!("{}: {cause}", cause.label());        // e.g. "mpsc-receive: waiting to receive …"
+/// println!("fix: {} ({})", cause.hint(), cause.docs());
+/// # }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Cause {
+    /// `mpsc::Receiver::recv` while a sender is still alive somewhere.
+    MpscReceive,
+    /// `mpsc::Sender::send` on a full channel nobody reads.
+    MpscSend,
+    /// Awaiting a `oneshot::Receiver` whose sender is kept but never used.
+    Oneshot,
+    /// `Notify::notified()` never notified.
+    Notify,
+    /// `Barrier::wait` with fewer arrivals than parties.
+    Barrier,
+    /// Waiting for a `Mutex`/`RwLock` another task holds (or a lock-order deadlock).
+    Lock,
+    /// Waiting for a `Semaphore` permit that is never released.
+    Semaphore,
+    /// `watch::Receiver::changed` while the sender lives and never sends.
+    WatchChange,
+    /// `broadcast::Receiver::recv` while a sender lives and never sends.
+    BroadcastReceive,
+    /// Ticking an `Interval` in a loop with no exit.
+    IntervalLoop,
+    /// Sleeping past the grace period, usually in a loop with no exit.
+    Sleep,
+    /// Awaiting the `JoinHandle` (or `JoinSet`) of another task.
+    JoinHandle,
+    /// Reading from a socket, pipe or file with no timeout.
+    IoRead,
+    /// Writing to a peer that no longer reads.
+    IoWrite,
+    /// Accepting connections with no shutdown signal.
+    Accept,
+    /// `select!`/`join!` with every branch blocked, each for its own cause.
+    Select(Vec<Cause>),
+    /// Running without ever yielding.
+    Running,
+    /// Waiting on a future outside tokio, which a task dump cannot see.
+    OutsideTokio,
+    /// The frames support no rule.
+    Unclassified,
+}
+
+/// Innermost-frame rules: a frame whose function starts with the prefix.
+const RULES: &[(&str, Cause)] = &[
+    ("tokio::sync::mpsc::bounded::Receiver<T>::recv", Cause::MpscReceive),
+    (
+        "tokio::sync::mpsc::unbounded::UnboundedReceiver<T>::recv",
+        Cause::MpscReceive,
+    ),
+    ("tokio::sync::mpsc::bounded::Sender<T>::send", Cause::MpscSend),
+    ("tokio::sync::mpsc::bounded::Sender<T>::reserve", Cause::MpscSend),
+    ("tokio::sync::oneshot::Receiver<T>", Cause::Oneshot),
+    ("tokio::sync::notify::Notified", Cause::Notify),
+    ("tokio::sync::barrier::Barrier::wait", Cause::Barrier),
+    ("tokio::sync::mutex::Mutex<T>::lock", Cause::Lock),
+    ("tokio::sync::rwlock::RwLock<T>::read", Cause::Lock),
+    ("tokio::sync::rwlock::RwLock<T>::write", Cause::Lock),
+    ("tokio::sync::semaphore::Semaphore::acquire", Cause::Semaphore),
+    ("tokio::sync::watch::Receiver<T>::changed", Cause::WatchChange),
+    ("tokio::sync::watch::Receiver<T>::wait_for", Cause::WatchChange),
+    ("tokio::sync::broadcast::Receiver<T>::recv", Cause::BroadcastReceive),
+    ("tokio::time::interval::Interval::tick", Cause::IntervalLoop),
+    ("tokio::time::sleep::Sleep", Cause::Sleep),
+    ("tokio::runtime::task::join::JoinHandle<T>", Cause::JoinHandle),
+    ("tokio::task::join_set::JoinSet<T>::join_next", Cause::JoinHandle),
+    ("tokio::io::util::read", Cause::IoRead),
+    ("tokio::net::tcp::stream::TcpStream::readable", Cause::IoRead),
+    ("tokio::net::udp::UdpSocket::recv", Cause::IoRead),
+    ("tokio::net::unix::stream::UnixStream::readable", Cause::IoRead),
+    ("tokio::io::util::write", Cause::IoWrite),
+    ("tokio::net::tcp::listener::TcpListener::accept", Cause::Accept),
+    ("tokio::net::unix::listener::UnixListener::accept", Cause::Accept),
+];
+
+/// The wrapper `timeout(…)` adds a timer branch beside the awaited one.
+const TIMEOUT: &str = "tokio::time::timeout::Timeout<T>";
+
+/// The cause a frame's function names, if a rule knows it.
+pub(crate) fn of_function(function: &str) -> Option<&'static Cause> {
+    RULES
+        .iter()
+        .find(|(prefix, _)| function.starts_with(prefix))
+        .map(|(_, cause)| cause)
+}
+
+impl Cause {
+    /// Derives the cause from what the check saw of a task.
+    pub(crate) fn of(state: &TaskState, stack: &AsyncStack) -> Cause {
+        match state {
+            TaskState::Running => return Cause::Running,
+            TaskState::WaitingOutsideTokio => return Cause::OutsideTokio,
+            TaskState::StackUnavailable(_) => return Cause::Unclassified,
+            TaskState::Waiting => {}
+        }
+        let branches: Vec<(Cause, bool)> = stack
+            .branches()
+            .iter()
+            .map(|branch| {
+                // The innermost frame a rule knows: user wrappers and
+                // combinators around it do not change what it waits for.
+                let cause = branch.iter().rev().find_map(|frame| of_function(frame.function()));
+                let under_timeout = branch.iter().any(|frame| frame.function() == TIMEOUT);
+                (cause.cloned().unwrap_or(Cause::Unclassified), under_timeout)
+            })
+            .collect();
+        // `timeout(d, x)` waits on `x` and on its timer: the timer is not
+        // why the task is stuck (it will fire, later than the grace period).
+        let has_awaited = branches.iter().any(|(cause, _)| *cause != Cause::Sleep);
+        let mut causes: Vec<Cause> = Vec::new();
+        for (cause, under_timeout) in branches {
+            let timer_of_a_timeout = has_awaited && under_timeout && cause == Cause::Sleep;
+            if !timer_of_a_timeout && !causes.contains(&cause) {
+                causes.push(cause);
+            }
+        }
+        match causes.len() {
+            0 => Cause::Unclassified,
+            1 => causes.remove(0),
+            _ if causes.contains(&Cause::Unclassified) => Cause::Unclassified,
+            _ => Cause::Select(causes),
+        }
+    }
+
+    /// A stable identifier for tools and JSON, e.g. `mpsc-receive`; also the
+    /// anchor of the cause's section in [`FIXES_PAGE`].
+    ///
+    /// ```
+    /// assert_eq!(taskleak::Cause::Notify.label(), "notify");
+    /// ```
+    pub fn label(&self) -> &'static str {
+        match self {
+            Cause::MpscReceive => "mpsc-receive",
+            Cause::MpscSend => "mpsc-send",
+            Cause::Oneshot => "oneshot",
+            Cause::Notify => "notify",
+            Cause::Barrier => "barrier",
+            Cause::Lock => "lock",
+            Cause::Semaphore => "semaphore",
+            Cause::WatchChange => "watch-change",
+            Cause::BroadcastReceive => "broadcast-receive",
+            Cause::IntervalLoop => "interval-loop",
+            Cause::Sleep => "sleep",
+            Cause::JoinHandle => "join-handle",
+            Cause::IoRead => "io-read",
+            Cause::IoWrite => "io-write",
+            Cause::Accept => "accept",
+            Cause::Select(_) => "select",
+            Cause::Running => "running",
+            Cause::OutsideTokio => "outside-tokio",
+            Cause::Unclassified => "unclassified",
+        }
+    }
+
+    /// The fix, in one line (the catalogue's typical fix).
+    ///
+    /// ```
+    /// println!("{}", taskleak::Cause::MpscReceive.hint());
+    /// ```
+    pub fn hint(&self) -> &'static str {
+        match self {
+            Cause::MpscReceive => "drop every sender when done; a worker must not hold a sender of its own queue",
+            Cause::MpscSend => "give the channel room for every message, or select on a cancel signal while sending",
+            Cause::Oneshot => "send on (or drop) the oneshot sender on every path",
+            Cause::Notify => "notify on every path, including errors; or wait with a timeout",
+            Cause::Barrier => "count the parties where they start, so the count matches the arrivals",
+            Cause::Lock => {
+                "scope guards tightly, never hold one across an await forever, take locks in one global order"
+            }
+            Cause::Semaphore => "keep permits as RAII guards; never `forget()` one on an error path",
+            Cause::WatchChange | Cause::BroadcastReceive => "drop the sender when done, or select on a shutdown signal",
+            Cause::IntervalLoop | Cause::Sleep => {
+                "give the loop an exit: select! on a shutdown signal, and abort the JoinHandle on drop"
+            }
+            Cause::JoinHandle => "fix the awaited task first: this one only waits for it",
+            Cause::IoRead | Cause::IoWrite => {
+                "wrap the I/O in `tokio::time::timeout`, or cancel it when the peer goes away"
+            }
+            Cause::Accept => "select! on a shutdown signal around `accept`",
+            Cause::Select(_) => {
+                "make at least one branch finish: close or signal the quit branch when the other side stops"
+            }
+            Cause::Running => {
+                "give the loop an exit and yield (`yield_now`), or move CPU work to `spawn_blocking` with a stop flag"
+            }
+            Cause::OutsideTokio => "make sure the future it awaits completes, or wrap it in a timeout",
+            Cause::Unclassified => "read the stack: the innermost frame is what it waits for",
+        }
+    }
+
+    /// Where the cause's leaky and fixed code are shown side by side.
+    ///
+    /// ```
+    /// assert_eq!(taskleak::Cause::Lock.docs(), "docs/fixes.md#lock");
+    /// ```
+    pub fn docs(&self) -> String {
+        format!("{FIXES_PAGE}#{}", self.label())
+    }
+
+    /// Whether the task only waits on another task (so the other one is the
+    /// root cause, when it leaked too).
+    pub(crate) fn waits_on_another_task(&self) -> bool {
+        matches!(self, Cause::JoinHandle | Cause::Lock)
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let phrase = match self {
+            Cause::MpscReceive => "waiting to receive on an mpsc channel whose senders are still alive",
+            Cause::MpscSend => "blocked sending on a full channel that nobody reads",
+            Cause::Oneshot => "waiting on a oneshot whose sender is alive but never sends",
+            Cause::Notify => "waiting for a Notify that is never notified",
+            Cause::Barrier => "waiting at a Barrier for parties that never arrive",
+            Cause::Lock => "waiting for a Mutex/RwLock that is never released",
+            Cause::Semaphore => "waiting for a Semaphore permit that is never released",
+            Cause::WatchChange => "waiting for a watch channel change that never comes",
+            Cause::BroadcastReceive => "waiting to receive on a broadcast channel whose senders are still alive",
+            Cause::IntervalLoop => "a loop ticking an interval with no exit",
+            Cause::Sleep => "sleeping past the grace period (a loop of sleeps with no exit?)",
+            Cause::JoinHandle => "awaiting the JoinHandle of another task that does not end",
+            Cause::IoRead => "reading from a socket or pipe with no timeout",
+            Cause::IoWrite => "writing to a peer that does not read",
+            Cause::Accept => "accepting connections with no shutdown signal",
+            Cause::Select(causes) => {
+                let each: Vec<String> = causes.iter().map(ToString::to_string).collect();
+                return write!(f, "blocked on every branch of a select!/join!: {}", each.join("; "));
+            }
+            Cause::Running => "running, never yielded",
+            Cause::OutsideTokio => "stuck on a future outside tokio",
+            Cause::Unclassified => "unclassified",
+        };
+        f.write_str(phrase)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::RawFrame;
+
+    fn stack(branches: &[&[&str]]) -> AsyncStack {
+        let tokio = "/u/.cargo/registry/src/index.crates.io-1/tokio-1.54.1/src/lib.rs";
+        let raw = branches
+            .iter()
+            .map(|names| {
+                names
+                    .iter()
+                    .rev()
+                    .map(|name| RawFrame {
+                        name: (*name).to_owned(),
+                        file: Some(if name.starts_with("tokio") {
+                            tokio.to_owned()
+                        } else {
+                            "src/app.rs".to_owned()
+                        }),
+                        line: Some(1),
+                        column: Some(1),
+                    })
+                    .collect()
+            })
+            .collect();
+        AsyncStack::from_raw(raw, None)
+    }
+
+    fn cause(branches: &[&[&str]]) -> Cause {
+        Cause::of(&TaskState::Waiting, &stack(branches))
+    }
+
+    #[test]
+    fn the_innermost_known_frame_decides() {
+        assert_eq!(
+            cause(&[&[
+                "app::worker::{{closure}}",
+                "tokio::sync::mpsc::bounded::Receiver<T>::recv::{{closure}}"
+            ]]),
+            Cause::MpscReceive
+        );
+        // Wrapped in the user's own async fns: still the same wait.
+        assert_eq!(
+            cause(&[&[
+                "app::outer::{{closure}}",
+                "app::inner::{{closure}}",
+                "tokio::sync::barrier::Barrier::wait::{{closure}}"
+            ]]),
+            Cause::Barrier
+        );
+    }
+
+    #[test]
+    fn a_timeout_is_not_the_cause_of_what_it_wraps() {
+        let timeout = "<tokio::time::timeout::Timeout<T> as core::future::future::Future>::poll";
+        let sleep = "<tokio::time::sleep::Sleep as core::future::future::Future>::poll";
+        let notified = "<tokio::sync::notify::Notified as core::future::future::Future>::poll";
+        assert_eq!(
+            cause(&[
+                &["app::f::{{closure}}", timeout, notified],
+                &["app::f::{{closure}}", timeout, sleep]
+            ]),
+            Cause::Notify
+        );
+        // A bare sleep is a sleep.
+        assert_eq!(cause(&[&["app::f::{{closure}}", sleep]]), Cause::Sleep);
+    }
+
+    #[test]
+    fn select_with_every_branch_blocked_names_each() {
+        let c = cause(&[
+            &[
+                "app::gen::{{closure}}",
+                "tokio::sync::mpsc::bounded::Sender<T>::send::{{closure}}",
+            ],
+            &[
+                "app::gen::{{closure}}",
+                "tokio::sync::watch::Receiver<T>::changed::{{closure}}",
+            ],
+        ]);
+        assert_eq!(c, Cause::Select(vec![Cause::MpscSend, Cause::WatchChange]));
+        assert_eq!(c.label(), "select");
+        assert!(c.to_string().contains("blocked sending on a full channel"), "{c}");
+    }
+
+    #[test]
+    fn frames_no_rule_knows_are_unclassified() {
+        assert_eq!(
+            cause(&[&["app::f::{{closure}}", "some_crate::Thing::poll_thing"]]),
+            Cause::Unclassified
+        );
+        assert_eq!(
+            Cause::of(&TaskState::StackUnavailable("x".into()), &AsyncStack::default()),
+            Cause::Unclassified
+        );
+        assert_eq!(Cause::of(&TaskState::Running, &AsyncStack::default()), Cause::Running);
+        assert_eq!(
+            Cause::of(&TaskState::WaitingOutsideTokio, &AsyncStack::default()),
+            Cause::OutsideTokio
+        );
+    }
+
+    #[test]
+    fn every_cause_has_a_distinct_label_and_a_section_on_the_fixes_page() {
+        let page = include_str!("../docs/fixes.md");
+        let all = [
+            Cause::MpscReceive,
+            Cause::MpscSend,
+            Cause::Oneshot,
+            Cause::Notify,
+            Cause::Barrier,
+            Cause::Lock,
+            Cause::Semaphore,
+            Cause::WatchChange,
+            Cause::BroadcastReceive,
+            Cause::IntervalLoop,
+            Cause::Sleep,
+            Cause::JoinHandle,
+            Cause::IoRead,
+            Cause::IoWrite,
+            Cause::Accept,
+            Cause::Select(vec![]),
+            Cause::Running,
+            Cause::OutsideTokio,
+            Cause::Unclassified,
+        ];
+        let mut labels: Vec<_> = all.iter().map(Cause::label).collect();
+        for label in &labels {
+            assert!(
+                page.contains(&format!("<a id=\"{label}\"></a>")),
+                "docs/fixes.md has no section `{label}`"
+            );
+        }
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), all.len());
+    }
+}
