@@ -6,8 +6,13 @@ use std::fmt;
 use crate::report::TaskState;
 use crate::stack::AsyncStack;
 
-/// Where the fix hints point: a page with each cause's leaky and fixed code.
-pub const FIXES_PAGE: &str = "docs/fixes.md";
+/// Where the fix hints point: a page with each cause's leaky and fixed code
+/// (the [`fixes`](crate::fixes) module; `docs/fixes.md` in the repository).
+///
+/// ```
+/// assert!(taskleak::FIXES_PAGE.ends_with("/taskleak/fixes/index.html"));
+/// ```
+pub const FIXES_PAGE: &str = "https://docs.rs/taskleak/latest/taskleak/fixes/index.html";
 
 /// Why a leaked task is stuck, one per catalogue pattern.
 ///
@@ -211,7 +216,7 @@ impl Cause {
     /// Where the cause's leaky and fixed code are shown side by side.
     ///
     /// ```
-    /// assert_eq!(taskleak::Cause::Lock.docs(), "docs/fixes.md#lock");
+    /// assert!(taskleak::Cause::Lock.docs().ends_with("/fixes/index.html#lock"));
     /// ```
     pub fn docs(&self) -> String {
         format!("{FIXES_PAGE}#{}", self.label())

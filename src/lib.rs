@@ -33,7 +33,7 @@
 //!       tokio::sync::notify::Notified         (tokio)
 //!     cause: waiting for a Notify that is never notified
 //!     fix:   notify on every path, including errors; or wait with a timeout
-//!            (docs/fixes.md#notify)
+//!            (https://docs.rs/taskleak/latest/taskleak/fixes/index.html#notify)
 //! ```
 //!
 //! Spawn sites and stacks need tokio's unstable hooks. Add to
@@ -142,6 +142,11 @@ mod snapshot;
 mod stack;
 mod timer;
 mod watchdog;
+
+/// Why a task leaked, and how to fix it: the page each report's `fix:` line
+/// links to, one section per [`Cause`].
+#[doc = include_str!("../docs/fixes.md")]
+pub mod fixes {}
 
 #[doc(hidden)]
 #[path = "private.rs"]

@@ -535,11 +535,11 @@ mod tests {
       tokio::sync::notify::Notified         (tokio)
     cause: waiting for a Notify that is never notified
     fix:   notify on every path, including errors; or wait with a timeout
-           (docs/fixes.md#notify)
+           (https://docs.rs/taskleak/latest/taskleak/fixes/index.html#notify)
 
   1 task  spawned at src/worker.rs:12:5  (task id 9) — running, never yielded
     fix:   give the loop an exit and yield (`yield_now`), or move CPU work to `spawn_blocking` with a stop flag
-           (docs/fixes.md#running)
+           (https://docs.rs/taskleak/latest/taskleak/fixes/index.html#running)
 
   note: no async stacks: an example note
 

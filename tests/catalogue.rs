@@ -362,7 +362,7 @@ fn every_leaky_catalogue_row_fails_with_its_report() {
                     .unwrap_or_else(|| panic!("{}: frame `{frame}` missing or out of order in:\n{output}", leak.test));
                 from += at;
             }
-            let fix = format!("(docs/fixes.md#{})", leak.cause);
+            let fix = format!("/fixes/index.html#{})", leak.cause);
             assert!(
                 output.contains(&fix),
                 "{}: cause `{}` not given in:\n{output}",
@@ -471,8 +471,8 @@ fn named_tasks_are_reported_with_their_name() {
 fn a_task_awaiting_another_leaked_task_comes_after_it() {
     if UNSTABLE {
         let output = &outcome("causes_wrapped::tests::leaky_waiter_of_a_leaked_task").output;
-        let root = output.find("(docs/fixes.md#notify)").expect("root cause");
-        let waiter = output.find("(docs/fixes.md#join-handle)").expect("waiter");
+        let root = output.find("/fixes/index.html#notify)").expect("root cause");
+        let waiter = output.find("/fixes/index.html#join-handle)").expect("waiter");
         assert!(root < waiter, "{output}");
         let waiter_site = spawn_site("src/causes_wrapped.rs", "join-waiter");
         assert!(output.contains(&format!("spawned at {waiter_site}")), "{output}");
