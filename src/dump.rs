@@ -63,7 +63,6 @@ async fn take(
     limit: Duration,
 ) -> Result<HashMap<u64, AsyncStack>, String> {
     use crate::registry::raw_id;
-    use crate::stack::RawFrame;
 
     let Some(dump) = crate::timer::timeout(limit, handle.dump()).await else {
         return Err(format!(
@@ -74,32 +73,63 @@ async fn take(
     let cwd = std::env::current_dir()
         .ok()
         .and_then(|dir| dir.to_str().map(str::to_owned));
-    let stacks = dump
-        .tasks()
+    // Resolving symbols is the expensive part, and leaks come in crowds of
+    // identical tasks: resolve one task per distinct unresolved trace. The
+    // trace's `Debug` lists its frames' instruction pointers, unresolved;
+    // should it ever stop doing so, every task is resolved on its own.
+    let mut resolved: HashMap<String, AsyncStack> = HashMap::new();
+    let mut stacks = HashMap::new();
+    for task in dump.tasks().iter() {
+        let id = raw_id(task.id());
+        if !wanted.contains(&id) {
+            continue;
+        }
+        let key = format!("{:?}", task.trace());
+        let stack = match resolved.get(&key) {
+            Some(stack) => stack.clone(),
+            None => {
+                let stack = resolve(task.trace(), cwd.as_deref());
+                if key.contains("ip:") {
+                    resolved.insert(key, stack.clone());
+                }
+                stack
+            }
+        };
+        stacks.insert(id, stack);
+    }
+    Ok(stacks)
+}
+
+#[cfg(all(
+    tokio_unstable,
+    target_os = "linux",
+    any(
+        target_arch = "aarch64",
+        target_arch = "x86",
+        target_arch = "x86_64",
+        target_arch = "s390x"
+    )
+))]
+fn resolve(trace: &tokio::runtime::dump::Trace, cwd: Option<&str>) -> AsyncStack {
+    use crate::stack::RawFrame;
+
+    let backtraces = trace
+        .resolve_backtraces()
         .iter()
-        .filter(|task| wanted.contains(&raw_id(task.id())))
-        .map(|task| {
-            let backtraces = task
-                .trace()
-                .resolve_backtraces()
-                .iter()
-                .map(|backtrace| {
-                    backtrace
-                        .frames()
-                        .flat_map(|frame| frame.symbols())
-                        .map(|symbol| RawFrame {
-                            name: symbol.name_demangled().unwrap_or("<unknown>").to_owned(),
-                            file: symbol.filename().map(|path| path.display().to_string()),
-                            line: symbol.lineno(),
-                            column: symbol.colno(),
-                        })
-                        .collect()
+        .map(|backtrace| {
+            backtrace
+                .frames()
+                .flat_map(|frame| frame.symbols())
+                .map(|symbol| RawFrame {
+                    name: symbol.name_demangled().unwrap_or("<unknown>").to_owned(),
+                    file: symbol.filename().map(|path| path.display().to_string()),
+                    line: symbol.lineno(),
+                    column: symbol.colno(),
                 })
-                .collect();
-            (raw_id(task.id()), AsyncStack::from_raw(backtraces, cwd.as_deref()))
+                .collect()
         })
         .collect();
-    Ok(stacks)
+    AsyncStack::from_raw(backtraces, cwd)
 }
 
 #[cfg(not(all(
