@@ -63,7 +63,8 @@
 //!    grouped by spawn site and stack;
 //! 4. the test fails with the report. If the body itself panicked or
 //!    returned `Err`, that stays the test's failure and the report follows
-//!    it on stderr; `#[should_panic]` behaves as without taskleak.
+//!    it on stderr; `#[should_panic]` behaves as without taskleak (a leak
+//!    is reported, but is never the panic it expects).
 //!
 //! Equivalent code without the attribute, with the programmatic API:
 //!
@@ -91,6 +92,8 @@
 //! | `ignore_top_function = "regex"` | [`Options::ignore_top_function`] | none | yes |
 //! | `ignore_any_function = "regex"` | [`Options::ignore_any_function`] | none | yes |
 //! | `ignore_spawned_at = "regex"` | [`Options::ignore_spawned_at`] | none | yes |
+//! | `task_names = true` | — (attribute only) | `false` | yes |
+//! | `crate = "path"` | — (attribute only) | `::taskleak` | no |
 //!
 //! An invalid regex or unknown argument is a compile error pointing at it.
 //! Without `tokio_unstable` the ignore rules cannot be evaluated; a leak is
@@ -116,9 +119,11 @@
 //!   on; after the grace period plus about 12 s, taskleak prints what it knows
 //!   and exits the test process with code 101 rather than hang.
 //! - Task names (`tokio::task::Builder::name`) reach only tokio's tracing
-//!   span for the task, so taskleak reads them with a tiny tracing subscriber
-//!   of its own, and only under `#[verify_no_leaks]`, on threads where no
-//!   other subscriber is the default: with yours active, names are not shown.
+//!   span for the task, so taskleak reads them, when asked with
+//!   `task_names = true`, with a tiny tracing subscriber it makes the default
+//!   of the test's threads that have none. Off by default: a global
+//!   subscriber your test installs *after* that (`fmt().try_init()` in the
+//!   body) would not receive events from those threads.
 //! - In count mode (no `tokio_unstable`), a pre-existing task that ends
 //!   during the test can hide a leak one for one.
 //! - Thread leaks are not checked yet.

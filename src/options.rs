@@ -86,7 +86,9 @@ impl Options {
 
     /// How many times to re-check for survivors before reporting them.
     ///
-    /// `0` judges right after the body, with no grace period at all.
+    /// `0` judges right after the body, with no grace period at all: even a
+    /// task the body just joined can still count, since tokio releases a
+    /// finished task a moment after waking its `JoinHandle`.
     ///
     /// ```
     /// let options = taskleak::Options::new().max_retries(5);

@@ -32,10 +32,16 @@ pub enum Flavor {
 /// The attribute's arguments, as literals the macro validated.
 #[derive(Debug)]
 pub struct TestSpec {
+    /// `module_path!()` where the test is defined.
+    pub module: &'static str,
     /// The test function's name.
     pub name: &'static str,
     /// The runtime flavor.
     pub flavor: Flavor,
+    /// Whether the test has `#[should_panic]`: a leak must not satisfy it.
+    pub should_panic: bool,
+    /// `task_names = true`.
+    pub task_names: bool,
     /// `max_retries = N`.
     pub max_retries: Option<u32>,
     /// `max_sleep = "…"`.
@@ -68,20 +74,55 @@ impl TestSpec {
         }
         Ok(options)
     }
+
+    /// The test's path as libtest prints it: the module path without the
+    /// crate, then the function.
+    fn test_path(&self) -> String {
+        match self.module.split_once("::") {
+            Some((_crate, module)) => format!("{module}::{}", self.name),
+            None => self.name.to_owned(),
+        }
+    }
 }
+
+/// Whether a test's output is already a failure: `Err` for any `Result`
+/// (whatever alias names it), never for anything else. Generated code calls
+/// `(&Outcome(&output)).is_failure()`: the inherent method wins for
+/// `Result`, the [`NotAResult`] fallback for every other type.
+#[derive(Debug)]
+pub struct Outcome<'a, T>(pub &'a T);
+
+impl<T, E> Outcome<'_, Result<T, E>> {
+    /// `true` for `Err`.
+    pub fn is_failure(&self) -> bool {
+        self.0.is_err()
+    }
+}
+
+/// The fallback of [`Outcome::is_failure`] for outputs that are not `Result`.
+pub trait NotAResult {
+    /// Always `false`.
+    fn is_failure(&self) -> bool {
+        false
+    }
+}
+
+impl<T> NotAResult for &Outcome<'_, T> {}
 
 /// Runs one `#[verify_no_leaks] #[tokio::test]` body.
 ///
 /// `configure` applies the `#[tokio::test]` arguments other than the flavor;
 /// `is_failure` tells whether the body's output already fails the test (an
 /// `Err`), in which case a leak is reported beside it, not instead of it.
+#[track_caller]
 pub fn run_tokio_test<T>(
     spec: TestSpec,
     configure: impl FnOnce(&mut tokio::runtime::Builder),
-    is_failure: impl FnOnce(&T) -> bool,
+    is_failure: impl Fn(&T) -> bool,
     body: Pin<&mut dyn Future<Output = T>>,
 ) -> T {
     let options = spec.options().unwrap_or_else(|error| panic!("taskleak: {error}"));
+    let test = spec.test_path();
     let mut builder = match spec.flavor {
         Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread(),
         Flavor::MultiThread => tokio::runtime::Builder::new_multi_thread(),
@@ -89,11 +130,12 @@ pub fn run_tokio_test<T>(
     configure(&mut builder);
     let tracker = Tracker::new();
     tracker.install(&mut builder);
-    // `#[tokio::test]` has no thread hooks of its own to preserve.
     #[cfg(tokio_unstable)]
-    crate::names::capture_on_runtime_threads(&mut builder);
-    #[cfg(tokio_unstable)]
-    let _names = crate::names::capture_on_this_thread();
+    let _names = spec.task_names.then(|| {
+        // `#[tokio::test]` has no thread hooks of its own to preserve.
+        crate::names::capture_on_runtime_threads(&mut builder);
+        crate::names::capture_on_this_thread()
+    });
     let runtime = builder
         .enable_all()
         .build()
@@ -103,19 +145,33 @@ pub fn run_tokio_test<T>(
         let snapshot = tracker.snapshot().unwrap_or_else(|error| panic!("taskleak: {error}"));
         let outcome = CatchUnwind(body).await;
         let limit = settle::budget(&options) + DUMP_TIMEOUT + watchdog::GRACE;
+        let own_failure = match &outcome {
+            Err(payload) => Some(format!("the test itself panicked: {}", panic_message(payload.as_ref()))),
+            Ok(output) if is_failure(output) => Some("the test itself returned an `Err`".to_owned()),
+            Ok(_) => None,
+        };
         let blocked = {
-            let (snapshot, options, name) = (snapshot.clone(), options.clone(), spec.name);
+            let (snapshot, options, test) = (snapshot.clone(), options.clone(), test.clone());
             move || {
                 let reason = format!(
                     "the check could not finish within {} s: a task holds the thread the check runs on \
                      (it runs without yielding on a current-thread runtime); exiting the test process",
                     limit.as_secs()
                 );
-                snapshot.describe_blocked(&options, Some(name), &reason).to_string()
+                let report = snapshot.describe_blocked(&options, Some(&test), &reason, limit);
+                let text = if report.leaked() == 0 {
+                    format!("taskleak: the check of `{test}` could not finish: {reason}")
+                } else {
+                    report.to_string()
+                };
+                match &own_failure {
+                    Some(failure) => format!("{text}\n  note: {failure}"),
+                    None => text,
+                }
             }
         };
         let watchdog = watchdog::arm(limit, blocked);
-        let report = snapshot.check(&options, Some(spec.name)).await;
+        let report = snapshot.check(&options, Some(&test)).await;
         drop(watchdog);
         (outcome, report)
     });
@@ -126,18 +182,21 @@ pub fn run_tokio_test<T>(
     } else {
         runtime.shutdown_timeout(CLEAN_SHUTDOWN_LIMIT);
     }
-    conclude(outcome, report, is_failure)
+    conclude(outcome, report, is_failure, spec.should_panic)
 }
 
 /// The test's verdict: its own panic or error first, the leak report after.
+/// A leak never stands in for the panic a `#[should_panic]` test expects.
+#[track_caller]
 fn conclude<T>(
     outcome: Result<T, Box<dyn Any + Send>>,
     report: Option<LeakReport>,
-    is_failure: impl FnOnce(&T) -> bool,
+    is_failure: impl Fn(&T) -> bool,
+    should_panic: bool,
 ) -> T {
     match (outcome, report) {
         (Ok(output), None) => output,
-        (Ok(output), Some(report)) if is_failure(&output) => {
+        (Ok(output), Some(report)) if should_panic || is_failure(&output) => {
             eprintln!("{report}");
             output
         }
@@ -149,6 +208,14 @@ fn conclude<T>(
             panic::resume_unwind(payload)
         }
     }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(a non-string payload)")
 }
 
 /// Polls the body, turning a panic into a value so the check still runs.

@@ -122,7 +122,6 @@ pub(crate) struct TaskRecord {
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     live: Mutex<HashMap<u64, TaskRecord>>,
-    spawned_total: AtomicU64,
 }
 
 impl Registry {
@@ -139,7 +138,7 @@ impl Registry {
         #[cfg(not(tokio_unstable))]
         let name = None;
         self.lock().insert(id, TaskRecord { spawned_at, name });
-        self.spawned_total.fetch_add(1, Ordering::Relaxed);
+        let _ = LAST_SPAWN.try_with(|last| last.set((self as *const Self as usize, id)));
     }
 
     #[cfg_attr(not(tokio_unstable), allow(dead_code))]
@@ -168,17 +167,23 @@ impl Registry {
         self.lock().contains_key(&id)
     }
 
-    /// Spawns a no-op probe task and checks that the spawn hook saw it.
+    /// Spawns a no-op probe task and checks that this registry's spawn hook
+    /// saw that very task (not merely some spawn on another runtime).
     #[cfg(tokio_unstable)]
-    fn ensure_installed_on(&self, handle: &tokio::runtime::Handle) -> Result<(), Error> {
-        let before = self.spawned_total.load(Ordering::SeqCst);
+    fn ensure_installed_on(self: &Arc<Self>, handle: &tokio::runtime::Handle) -> Result<(), Error> {
         // The spawn hook runs synchronously inside `spawn`, on this thread.
-        drop(handle.spawn(async {}));
-        if self.spawned_total.load(Ordering::SeqCst) == before {
+        let probe = handle.spawn(async {});
+        let seen = LAST_SPAWN.with(std::cell::Cell::get);
+        if seen != (Arc::as_ptr(self) as usize, raw_id(probe.id())) {
             return Err(Error::NotInstalled);
         }
         Ok(())
     }
+}
+
+thread_local! {
+    /// The last spawn a registry's hook saw on this thread: (registry, task).
+    static LAST_SPAWN: std::cell::Cell<(usize, u64)> = const { std::cell::Cell::new((0, 0)) };
 }
 
 /// tokio's task ids are process-wide and unique, but their numeric value is

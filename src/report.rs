@@ -28,6 +28,8 @@ pub struct LeakReport {
     pub(crate) leaked: usize,
     pub(crate) retries: u32,
     pub(crate) waited: Duration,
+    /// Told by the watchdog: a task held the thread the check ran on.
+    pub(crate) blocked: bool,
     pub(crate) groups: Vec<LeakGroup>,
     pub(crate) detail: Detail,
     pub(crate) notes: Vec<String>,
@@ -298,13 +300,20 @@ impl fmt::Display for LeakReport {
             .as_deref()
             .map(|test| format!(" by `{test}`"))
             .unwrap_or_default();
-        writeln!(
-            f,
-            "taskleak: {} leaked{who} (still alive after {} over {:.2} s)",
-            plural(self.leaked, "task"),
-            plural(self.retries as usize, "retry").replace("retrys", "retries"),
-            self.waited.as_secs_f64()
-        )?;
+        let leaked = plural(self.leaked, "task");
+        let waited = self.waited.as_secs_f64();
+        if self.blocked {
+            writeln!(
+                f,
+                "taskleak: {leaked} leaked{who} (the check was blocked for {waited:.2} s)"
+            )?;
+        } else {
+            let retries = plural(self.retries as usize, "retry").replace("retrys", "retries");
+            writeln!(
+                f,
+                "taskleak: {leaked} leaked{who} (still alive after {retries} over {waited:.2} s)"
+            )?;
+        }
         for group in &self.groups {
             writeln!(f)?;
             write_group(f, group)?;
@@ -329,12 +338,12 @@ impl fmt::Display for LeakReport {
             writeln!(f, "  note: {note}")?;
         }
         if let Some(site) = self.groups.iter().find_map(|group| group.spawned_at.as_deref()) {
-            let file_line = site.rsplit_once(':').map_or(site, |(head, _)| head);
+            // Anchored, with the column: exactly this spawn site, nothing else.
             writeln!(f)?;
             writeln!(
                 f,
-                "  hint: if such a task is meant to outlive the test, ignore it with\n        #[taskleak::verify_no_leaks(ignore_spawned_at = r\"{}\")]",
-                regex::escape(file_line)
+                "  hint: if such a task is meant to outlive the test, ignore it with\n        #[taskleak::verify_no_leaks(ignore_spawned_at = r\"^{}$\")]",
+                regex::escape(site)
             )?;
         }
         Ok(())
@@ -441,6 +450,7 @@ mod tests {
             leaked: 2,
             retries: 0,
             waited: Duration::ZERO,
+            blocked: false,
             groups,
             detail: Detail::Full,
             notes: vec![],
@@ -456,6 +466,7 @@ mod tests {
             leaked: 3,
             retries: 20,
             waited: Duration::from_millis(430),
+            blocked: false,
             groups: group(vec![
                 survivor(7, "src/worker.rs:12:5"),
                 survivor(8, "src/worker.rs:12:5"),
@@ -475,7 +486,10 @@ mod tests {
             text.contains("2 tasks  spawned at src/worker.rs:12:5  (task ids 7, 8) — running, never yielded"),
             "{text}"
         );
-        assert!(text.contains(r#"ignore_spawned_at = r"src/worker\.rs:12""#), "{text}");
+        assert!(
+            text.contains(r#"ignore_spawned_at = r"^src/worker\.rs:12:5$""#),
+            "{text}"
+        );
     }
 
     /// The whole rendering, pinned: any change to it is a reviewed change.
@@ -518,6 +532,7 @@ mod tests {
             leaked: 3,
             retries: 20,
             waited: Duration::from_millis(431),
+            blocked: false,
             groups: group(vec![
                 waiting(7, Some("cache-refresher")),
                 waiting(8, Some("cache-refresher")),
@@ -544,7 +559,7 @@ mod tests {
   note: no async stacks: an example note
 
   hint: if such a task is meant to outlive the test, ignore it with
-        #[taskleak::verify_no_leaks(ignore_spawned_at = r"src/cache\.rs:41")]
+        #[taskleak::verify_no_leaks(ignore_spawned_at = r"^src/cache\.rs:41:9$")]
 "#;
         assert_eq!(report.to_string(), expected);
     }
@@ -556,6 +571,7 @@ mod tests {
             leaked: 1,
             retries: 1,
             waited: Duration::ZERO,
+            blocked: false,
             groups: vec![],
             detail: Detail::CountOnly,
             notes: vec![],

@@ -116,6 +116,7 @@ impl Snapshot {
             leaked: settled.survivors.len(),
             retries: settled.retries,
             waited: settled.waited,
+            blocked: false,
             groups: Vec::new(),
             detail: Detail::CountOnly,
             notes,
@@ -124,7 +125,13 @@ impl Snapshot {
 
     /// What leaked, told without the runtime's help: for when a task holds
     /// the thread the check runs on, so the check itself cannot go on.
-    pub(crate) fn describe_blocked(&self, options: &Options, test: Option<&str>, reason: &str) -> LeakReport {
+    pub(crate) fn describe_blocked(
+        &self,
+        options: &Options,
+        test: Option<&str>,
+        reason: &str,
+        waited: std::time::Duration,
+    ) -> LeakReport {
         #[cfg(tokio_unstable)]
         let (leaked, groups, detail) = {
             use crate::registry::poll_slots;
@@ -167,7 +174,8 @@ impl Snapshot {
             test: test.map(str::to_owned),
             leaked,
             retries: 0,
-            waited: std::time::Duration::ZERO,
+            waited,
+            blocked: true,
             groups,
             detail,
             notes: vec![reason.to_owned()],
@@ -234,9 +242,6 @@ impl Snapshot {
                     None if !registry.is_live(id) => return None,
                     None if suspects.contains(&id) => (TaskState::Running, AsyncStack::default()),
                     None => {
-                        if options.ignore.needs_stacks() {
-                            unjudged += 1;
-                        }
                         let reason = match stacks.unavailable {
                             Some(_) => "see the note below",
                             None => "it was scheduled to run during every task dump",
@@ -251,7 +256,12 @@ impl Snapshot {
                     state,
                     stack,
                 };
-                (!options.ignore.ignores(&survivor)).then_some(survivor)
+                let ignored = options.ignore.ignores(&survivor);
+                if !ignored && survivor.stack.is_empty() && options.ignore.needs_stacks() {
+                    // Running, outside tokio, or undumped: no frame to match.
+                    unjudged += 1;
+                }
+                (!ignored).then_some(survivor)
             })
             .collect();
         if unjudged > 0 {
@@ -267,6 +277,7 @@ impl Snapshot {
             leaked: survivors.len(),
             retries: settled.retries,
             waited: settled.waited,
+            blocked: false,
             groups: report::group(survivors),
             detail: Detail::Full,
             notes,

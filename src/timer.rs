@@ -46,11 +46,14 @@ fn timers() -> &'static Timers {
             queue: Mutex::new(BinaryHeap::new()),
             changed: Condvar::new(),
         }));
-        std::thread::Builder::new()
+        // Without this thread no wait of taskleak's could ever end: fail the
+        // test loudly instead of hanging.
+        if let Err(error) = std::thread::Builder::new()
             .name("taskleak-timer".into())
             .spawn(move || run(timers))
-            .map_err(|error| eprintln!("taskleak: cannot start its timer thread: {error}"))
-            .ok();
+        {
+            panic!("taskleak: cannot start its timer thread: {error}");
+        }
         timers
     })
 }

@@ -14,18 +14,33 @@ use crate::timer;
 /// resolution on large test binaries (its first run can take seconds).
 pub(crate) const GRACE: Duration = Duration::from_secs(10);
 
-type Action = Box<dyn FnOnce() + Send>;
+type Describe = Box<dyn FnOnce() -> String + Send>;
 
+/// Shared by the timer thread (which may fire it) and the check (which
+/// disarms it when it finishes).
 struct Alarm {
-    action: Mutex<Option<Action>>,
+    describe: Mutex<Option<Describe>>,
+    /// Set when the check finished; checked again, under its lock, right
+    /// before exiting, so a check that finished while the report was being
+    /// written still wins.
+    finished: Mutex<bool>,
 }
 
 impl Wake for Alarm {
     fn wake(self: Arc<Self>) {
-        let action = self.action.lock().ok().and_then(|mut action| action.take());
-        if let Some(action) = action {
-            action();
+        let describe = self.describe.lock().ok().and_then(|mut describe| describe.take());
+        let Some(describe) = describe else { return };
+        let text = describe();
+        let finished = self.finished.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *finished {
+            return;
         }
+        let mut stderr = std::io::stderr().lock();
+        let _ = writeln!(stderr, "{text}");
+        let _ = stderr.flush();
+        // Exits while holding `finished`: a check finishing now cannot
+        // think it disarmed the watchdog.
+        std::process::exit(101);
     }
 }
 
@@ -44,15 +59,9 @@ impl std::fmt::Debug for Watchdog {
 /// process's stderr (the test's captured output would never be shown) and
 /// exits with libtest's failure code.
 pub(crate) fn arm(limit: Duration, describe: impl FnOnce() -> String + Send + 'static) -> Watchdog {
-    let action: Action = Box::new(move || {
-        let text = describe();
-        let mut stderr = std::io::stderr().lock();
-        let _ = writeln!(stderr, "{text}");
-        let _ = stderr.flush();
-        std::process::exit(101);
-    });
     let alarm = Arc::new(Alarm {
-        action: Mutex::new(Some(action)),
+        describe: Mutex::new(Some(Box::new(describe))),
+        finished: Mutex::new(false),
     });
     timer::wake_at(Instant::now() + limit, Arc::clone(&alarm).into());
     Watchdog { alarm }
@@ -60,8 +69,13 @@ pub(crate) fn arm(limit: Duration, describe: impl FnOnce() -> String + Send + 's
 
 impl Drop for Watchdog {
     fn drop(&mut self) {
-        if let Ok(mut action) = self.alarm.action.lock() {
-            action.take();
+        *self
+            .alarm
+            .finished
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        if let Ok(mut describe) = self.alarm.describe.lock() {
+            describe.take();
         }
     }
 }

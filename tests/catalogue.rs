@@ -327,13 +327,13 @@ const CATALOGUE: &[Leak] = &[
 ];
 
 fn headline(leak: &Leak) -> String {
-    let function = leak.test.rsplit("::").next().unwrap_or(leak.test);
     let tasks = if leak.leaked == 1 {
         "1 task".to_owned()
     } else {
         format!("{} tasks", leak.leaked)
     };
-    format!("taskleak: {tasks} leaked by `{function}`")
+    // The report names the test as libtest does: its path in the crate.
+    format!("taskleak: {tasks} leaked by `{}`", leak.test)
 }
 
 #[test]
@@ -458,7 +458,7 @@ fn named_tasks_are_reported_with_their_name() {
         let site = spawn_site("src/row01_endless_loop.rs", "row01-named");
         let output = &outcome.output;
         assert!(
-            output.contains("2 tasks leaked by `leaky_named_endless_loop`"),
+            output.contains("2 tasks leaked by `row01_endless_loop::tests::leaky_named_endless_loop`"),
             "{output}"
         );
         assert!(output.contains(&format!("2 tasks  spawned at {site}")), "{output}");
@@ -500,13 +500,26 @@ fn the_tests_own_panic_comes_first_and_the_report_follows() {
         .find("the test's own assertion failed")
         .expect("the test's panic message");
     let report_at = output
-        .find("taskleak: 1 task leaked by `leaky_and_panics`")
+        .find("taskleak: 1 task leaked by `behaviour::leaky_and_panics`")
         .expect("the leak report");
     assert!(panic_at < report_at, "{output}");
 }
 
 #[test]
 fn should_panic_behaves_as_without_taskleak() {
+    // A leak is not the panic a `#[should_panic]` test expects.
+    let no_panic = outcome("behaviour::leaky_should_panic_but_only_leaks");
+    assert!(!no_panic.passed);
+    assert!(
+        no_panic.output.contains("note: test did not panic as expected"),
+        "{}",
+        no_panic.output
+    );
+    assert!(
+        no_panic.output.contains("taskleak: 1 task leaked by"),
+        "{}",
+        no_panic.output
+    );
     assert!(outcome("behaviour::should_panic_still_passes_when_it_leaks").passed);
     assert!(outcome("behaviour::should_panic_without_leak").passed);
     let wrong = outcome("behaviour::leaky_should_panic_with_the_wrong_message");
@@ -530,7 +543,7 @@ fn an_err_result_stays_the_failure_and_the_report_follows() {
     assert!(
         outcome
             .output
-            .contains("taskleak: 1 task leaked by `leaky_and_returns_err`"),
+            .contains("taskleak: 1 task leaked by `behaviour::leaky_and_returns_err`"),
         "{}",
         outcome.output
     );
@@ -539,6 +552,18 @@ fn an_err_result_stays_the_failure_and_the_report_follows() {
         "an `Err` test must not turn into a panic:\n{}",
         outcome.output
     );
+}
+
+#[test]
+fn an_err_behind_a_type_alias_is_still_the_failure() {
+    let outcome = outcome("behaviour::leaky_and_returns_err_through_an_alias");
+    assert!(!outcome.passed);
+    assert!(
+        outcome.output.contains(r#"Error: "aliased error""#),
+        "{}",
+        outcome.output
+    );
+    assert!(!outcome.output.contains("panicked at"), "{}", outcome.output);
 }
 
 #[test]
@@ -554,10 +579,15 @@ fn a_task_that_blocks_the_checks_thread_ends_the_process_with_a_report() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(101), "{stderr}");
     assert!(
-        stderr.contains("taskleak: 1 task leaked by `leaky_busy_loop_on_current_thread`"),
+        stderr.contains("taskleak: 1 task leaked by `leaky_busy_loop_on_current_thread` (the check was blocked for"),
         "{stderr}"
     );
     assert!(stderr.contains("a task holds the thread the check runs on"), "{stderr}");
+    // The test's own failure is not lost with the captured output.
+    assert!(
+        stderr.contains("note: the test itself panicked: the test's own assertion failed"),
+        "{stderr}"
+    );
     if UNSTABLE {
         let site = spawn_site("tests/blocked_runtime.rs", "blocked-runtime");
         assert!(stderr.contains(&format!("spawned at {site}")), "{stderr}");

@@ -8,11 +8,15 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Attribute, Expr, ItemFn, Lit, LitStr, MetaNameValue, Token};
 
-const OPTIONS: &str = "`max_retries`, `max_sleep`, `ignore_top_function`, `ignore_any_function`, `ignore_spawned_at`";
+const OPTIONS: &str = "`max_retries`, `max_sleep`, `ignore_top_function`, `ignore_any_function`, `ignore_spawned_at`, \
+                       `task_names`, `crate`";
 
 /// The attribute's own arguments.
 #[derive(Default)]
 struct Config {
+    /// `crate = "path"`: where taskleak is, when renamed in Cargo.toml.
+    krate: Option<syn::Path>,
+    task_names: Option<bool>,
     max_retries: Option<u32>,
     max_sleep_nanos: Option<u64>,
     ignore_top_function: Vec<LitStr>,
@@ -34,7 +38,7 @@ pub(crate) fn verify_no_leaks(args: TokenStream, item: TokenStream) -> TokenStre
     };
     let parsed = parse_config(args).and_then(|config| {
         let (tokio_test, attrs) = split_tokio_test(&input)?;
-        let runtime = parse_tokio_test(tokio_test)?;
+        let runtime = parse_tokio_test(tokio_test, &config.krate())?;
         check_signature(&input)?;
         Ok((config, runtime, attrs))
     });
@@ -88,10 +92,39 @@ fn parse_config(args: TokenStream) -> syn::Result<Config> {
                     _ => config.ignore_spawned_at.push(pattern),
                 }
             }
+            "task_names" => match literal(&pair.value) {
+                Some(Lit::Bool(flag)) => set_once(&mut config.task_names, flag.value, &pair.path)?,
+                _ => {
+                    return Err(syn::Error::new_spanned(
+                        &pair.value,
+                        "`task_names` takes `true` or `false`, e.g. `task_names = true`",
+                    ));
+                }
+            },
+            "crate" => {
+                let path = string_literal(&pair.value, "crate", "\"my_taskleak\"")?;
+                let parsed = path.parse::<syn::Path>().map_err(|_| {
+                    syn::Error::new_spanned(
+                        &path,
+                        "`crate` takes a path to the taskleak crate, e.g. `crate = \"my_taskleak\"`",
+                    )
+                })?;
+                set_once(&mut config.krate, parsed, &pair.path)?;
+            }
             _ => return Err(unknown_option(&pair.path)),
         }
     }
     Ok(config)
+}
+
+impl Config {
+    /// The path generated code reaches taskleak by.
+    fn krate(&self) -> TokenStream {
+        match &self.krate {
+            Some(path) => quote!(#path),
+            None => quote!(::taskleak),
+        }
+    }
 }
 
 fn unknown_option(path: &syn::Path) -> syn::Error {
@@ -211,7 +244,7 @@ fn split_tokio_test(input: &ItemFn) -> syn::Result<(&Attribute, Vec<&Attribute>)
     ))
 }
 
-fn parse_tokio_test(attr: &Attribute) -> syn::Result<RuntimeConfig> {
+fn parse_tokio_test(attr: &Attribute, krate: &TokenStream) -> syn::Result<RuntimeConfig> {
     let mut config = RuntimeConfig {
         multi_thread: false,
         builder_calls: Vec::new(),
@@ -226,7 +259,7 @@ fn parse_tokio_test(attr: &Attribute) -> syn::Result<RuntimeConfig> {
             ));
         }
     };
-    let builder_type = quote!(::taskleak::__private::tokio::runtime);
+    let builder_type = quote!(#krate::__private::tokio::runtime);
     let mut worker_threads = None;
     let mut start_paused = None;
     for pair in pairs {
@@ -323,6 +356,7 @@ fn check_signature(input: &ItemFn) -> syn::Result<()> {
 
 fn generate(input: &ItemFn, attrs: Vec<&Attribute>, config: &Config, runtime: &RuntimeConfig) -> TokenStream {
     let ItemFn { vis, sig, block, .. } = input;
+    let krate = config.krate();
     let name = sig.ident.to_string();
     let mut plain_sig = sig.clone();
     plain_sig.asyncness = None;
@@ -330,18 +364,12 @@ fn generate(input: &ItemFn, attrs: Vec<&Attribute>, config: &Config, runtime: &R
         syn::ReturnType::Default => quote!(()),
         syn::ReturnType::Type(_, ty) => ty.to_token_stream(),
     };
-    let returns_result = match &sig.output {
-        syn::ReturnType::Type(_, ty) => match &**ty {
-            syn::Type::Path(path) => path.path.segments.last().is_some_and(|seg| seg.ident == "Result"),
-            _ => false,
-        },
-        syn::ReturnType::Default => false,
-    };
-    let is_failure = if returns_result {
-        quote!(|output: &#output| ::core::result::Result::is_err(output))
-    } else {
-        quote!(|_: &#output| false)
-    };
+    // Inner attributes (`#![allow(…)]` in the body) stay inner.
+    let (inner_attrs, outer_attrs): (Vec<&Attribute>, Vec<&Attribute>) = attrs
+        .into_iter()
+        .partition(|attr| matches!(attr.style, syn::AttrStyle::Inner(_)));
+    let should_panic = outer_attrs.iter().any(|attr| attr.path().is_ident("should_panic"));
+    let task_names = config.task_names.unwrap_or(false);
     let flavor = if runtime.multi_thread {
         quote!(MultiThread)
     } else {
@@ -363,23 +391,31 @@ fn generate(input: &ItemFn, attrs: Vec<&Attribute>, config: &Config, runtime: &R
     let builder_calls = &runtime.builder_calls;
     quote! {
         #[::core::prelude::v1::test]
-        #(#attrs)*
+        #(#outer_attrs)*
         #vis #plain_sig {
+            #(#inner_attrs)*
             let body = async #block;
             let body = ::core::pin::pin!(body);
             let body: ::core::pin::Pin<&mut dyn ::core::future::Future<Output = #output>> = body;
-            ::taskleak::__private::run_tokio_test(
-                ::taskleak::__private::TestSpec {
+            #krate::__private::run_tokio_test(
+                #krate::__private::TestSpec {
+                    module: ::core::module_path!(),
                     name: #name,
-                    flavor: ::taskleak::__private::Flavor::#flavor,
+                    flavor: #krate::__private::Flavor::#flavor,
+                    should_panic: #should_panic,
+                    task_names: #task_names,
                     max_retries: #max_retries,
                     max_sleep: #max_sleep,
                     ignore_top_function: &[#(#ignore_top_function),*],
                     ignore_any_function: &[#(#ignore_any_function),*],
                     ignore_spawned_at: &[#(#ignore_spawned_at),*],
                 },
-                |builder: &mut ::taskleak::__private::tokio::runtime::Builder| { #(#builder_calls)* },
-                #is_failure,
+                |builder: &mut #krate::__private::tokio::runtime::Builder| { #(#builder_calls)* },
+                |output: &#output| {
+                    #[allow(unused_imports)]
+                    use #krate::__private::NotAResult as _;
+                    (&#krate::__private::Outcome(output)).is_failure()
+                },
                 body,
             )
         }
@@ -424,17 +460,34 @@ mod tests {
     }
 
     #[test]
-    fn result_tests_report_their_own_error() {
+    fn inner_attributes_stay_inside_and_should_panic_is_seen() {
         let out = expand(
             quote!(),
+            quote! {
+                #[tokio::test]
+                #[should_panic]
+                async fn t() { #![allow(unused_variables)] let x = 1; }
+            },
+        );
+        let body_at = out.find("let body").expect("generated body");
+        let inner_at = out
+            .find("# ! [allow (unused_variables)]")
+            .expect("inner attribute kept");
+        assert!(inner_at < body_at, "{out}");
+        assert!(out.contains("should_panic : true"), "{out}");
+    }
+
+    #[test]
+    fn a_renamed_crate_is_reached_by_its_path() {
+        let out = expand(
+            quote!(crate = "tl"),
             quote!(
                 #[tokio::test]
-                async fn t() -> std::io::Result<()> {
-                    Ok(())
-                }
+                async fn t() {}
             ),
         );
-        assert!(out.contains("Result :: is_err"), "{out}");
+        assert!(out.contains("tl :: __private :: run_tokio_test"), "{out}");
+        assert!(!out.contains(":: taskleak ::"), "{out}");
     }
 
     #[test]
