@@ -6,6 +6,7 @@ use std::hash::{Hash, Hasher};
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Poll, Waker};
 
 use crate::error::Error;
 use crate::snapshot::Snapshot;
@@ -121,11 +122,20 @@ pub(crate) struct TaskRecord {
 /// The set of live tasks of the runtime(s) a tracker is installed on.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
-    live: Mutex<HashMap<u64, TaskRecord>>,
+    live: Mutex<Live>,
+}
+
+#[derive(Debug, Default)]
+struct Live {
+    tasks: HashMap<u64, TaskRecord>,
+    /// How many of this registry's tasks have ended so far.
+    ended: u64,
+    /// Checks waiting for the next task to end.
+    waiting: Vec<Waker>,
 }
 
 impl Registry {
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, TaskRecord>> {
+    fn lock(&self) -> MutexGuard<'_, Live> {
         // A panic inside a hook cannot leave the map half-updated, so a
         // poisoned lock still holds consistent data.
         self.live.lock().unwrap_or_else(PoisonError::into_inner)
@@ -137,24 +147,50 @@ impl Registry {
         let name = crate::names::take(id);
         #[cfg(not(tokio_unstable))]
         let name = None;
-        self.lock().insert(id, TaskRecord { spawned_at, name });
+        self.lock().tasks.insert(id, TaskRecord { spawned_at, name });
         let _ = LAST_SPAWN.try_with(|last| last.set((self as *const Self as usize, id)));
     }
 
     #[cfg_attr(not(tokio_unstable), allow(dead_code))]
     fn task_terminated(&self, id: u64) {
-        self.lock().remove(&id);
+        let waiting = {
+            let mut live = self.lock();
+            // Blocking tasks end through this hook too, but never started
+            // through the spawn hook: they are not ours.
+            if live.tasks.remove(&id).is_none() {
+                return;
+            }
+            live.ended += 1;
+            std::mem::take(&mut live.waiting)
+        };
+        waiting.into_iter().for_each(Waker::wake);
+    }
+
+    /// Completes once a task of this registry ends after this call.
+    pub(crate) fn next_end(&self) -> impl std::future::Future<Output = ()> + '_ {
+        let seen = self.lock().ended;
+        std::future::poll_fn(move |cx| {
+            let mut live = self.lock();
+            if live.ended != seen {
+                return Poll::Ready(());
+            }
+            if !live.waiting.iter().any(|waker| waker.will_wake(cx.waker())) {
+                live.waiting.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
     }
 
     /// The ids of every live task.
     pub(crate) fn live_ids(&self) -> Vec<u64> {
-        self.lock().keys().copied().collect()
+        self.lock().tasks.keys().copied().collect()
     }
 
     /// The live tasks not in `before`, each with its record.
     pub(crate) fn live_since(&self, before: &std::collections::HashSet<u64>) -> Vec<(u64, TaskRecord)> {
         let mut fresh: Vec<_> = self
             .lock()
+            .tasks
             .iter()
             .filter(|(id, _)| !before.contains(id))
             .map(|(id, record)| (*id, record.clone()))
@@ -164,7 +200,7 @@ impl Registry {
     }
 
     pub(crate) fn is_live(&self, id: u64) -> bool {
-        self.lock().contains_key(&id)
+        self.lock().tasks.contains_key(&id)
     }
 
     /// Spawns a no-op probe task and checks that this registry's spawn hook

@@ -1,6 +1,7 @@
 //! The grace period: re-check for survivors with exponential backoff while
 //! the runtime keeps running, so work that is about to end is not a leak.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use crate::options::{FIRST_SLEEP, Options};
@@ -21,17 +22,42 @@ pub(crate) struct Settled<T> {
 ///
 /// `between` runs after each pause, before the re-check: the caller samples
 /// what it needs to observe across the waits (e.g. which task is polled).
-pub(crate) async fn settle<T>(
+///
+/// `ended` makes a future that completes when some task ends after it was
+/// made: a pause is then cut short for an extra check, so a straggler passes
+/// as soon as it ends, not at the next backoff step. Such checks are free:
+/// they spend no retry and do not move the backoff, so a runtime busy ending
+/// other tasks cannot shorten the grace period.
+pub(crate) async fn settle<T, E: Future<Output = ()>>(
     options: &Options,
     mut survivors: impl FnMut() -> Vec<T>,
     mut between: impl FnMut(),
+    mut ended: impl FnMut() -> E,
 ) -> Settled<T> {
     let start = Instant::now();
     let mut sleep = FIRST_SLEEP;
     let mut retries = 0;
+    let mut next_end = ended();
     let mut left = survivors();
     while !left.is_empty() && retries < options.retries() {
-        timer::pause(sleep).await;
+        tokio::task::yield_now().await;
+        let deadline = Instant::now() + sleep;
+        loop {
+            let cut_short = timer::until_or(deadline, next_end).await;
+            if !cut_short {
+                next_end = ended();
+                break;
+            }
+            next_end = ended();
+            left = survivors();
+            if left.is_empty() {
+                return Settled {
+                    survivors: left,
+                    retries,
+                    waited: start.elapsed(),
+                };
+            }
+        }
         between();
         sleep = (sleep * 2).min(options.sleep_cap());
         retries += 1;
@@ -78,6 +104,7 @@ mod tests {
                 if calls < 4 { vec![()] } else { vec![] }
             },
             || {},
+            std::future::pending::<()>,
         ));
         assert!(settled.survivors.is_empty());
         assert_eq!(settled.retries, 3);
@@ -87,7 +114,7 @@ mod tests {
     fn gives_up_after_the_retry_budget() {
         let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         let options = Options::new().max_retries(5).max_sleep(Duration::from_millis(2));
-        let settled = runtime.block_on(settle(&options, || vec![1], || {}));
+        let settled = runtime.block_on(settle(&options, || vec![1], || {}, std::future::pending::<()>));
         assert_eq!(settled.survivors, vec![1]);
         assert_eq!(settled.retries, 5);
     }

@@ -99,6 +99,8 @@ impl Snapshot {
             options,
             || vec![(); self.handle.metrics().num_alive_tasks().saturating_sub(before)],
             || {},
+            // Without hooks nothing says when a task ends: plain backoff.
+            std::future::pending::<()>,
         )
         .await;
         if settled.survivors.is_empty() {
@@ -201,6 +203,7 @@ impl Snapshot {
                 fresh
             },
             || samples = (std::mem::take(&mut samples.1), poll_slots::sample()),
+            || registry.next_end(),
         )
         .await;
         if settled.survivors.is_empty() {

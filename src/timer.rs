@@ -130,10 +130,23 @@ pub(crate) async fn timeout<F: Future>(limit: Duration, future: F) -> Option<F::
     .await
 }
 
+/// Waits until `deadline`, or until `early` completes if it does first;
+/// `true` when `early` cut the wait short.
+pub(crate) async fn until_or(deadline: Instant, early: impl Future<Output = ()>) -> bool {
+    let mut early = std::pin::pin!(early);
+    let mut until = Delay { deadline };
+    std::future::poll_fn(|cx| {
+        if early.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(true);
+        }
+        Pin::new(&mut until).poll(cx).map(|()| false)
+    })
+    .await
+}
+
 /// Lets the runtime run other tasks for at least `duration` of real time.
 /// Yields first, so that a current-thread runtime runs its ready tasks even
-/// when `duration` has passed by the time the delay is polled; on a
-/// multi-thread runtime the delay is what gives the workers time.
+/// when `duration` has passed by the time the delay is polled.
 pub(crate) async fn pause(duration: Duration) {
     tokio::task::yield_now().await;
     delay(duration).await;

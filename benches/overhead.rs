@@ -1,0 +1,290 @@
+//! What taskleak costs, each figure beside its baseline in the same run:
+//!
+//! - `whole_test`: a trivial `#[tokio::test]` (build the runtime, run the
+//!   body, drop the runtime) with and without taskleak's check;
+//! - `check`: one clean check (snapshot + verify) on a runtime that already
+//!   has 0, 10 or 1 000 tasks, against running the same body unchecked;
+//! - `spawn`: spawning and joining 1 000 tasks with and without the hooks;
+//! - `report`: building the leak report for N leaked tasks against tokio's
+//!   own `Handle::dump()` of the same tasks (needs `--cfg tokio_unstable`);
+//! - `straggler`: how long a check takes to pass when a task ends T ms after
+//!   the body, against sleeping T ms.
+//!
+//! ```text
+//! RUSTFLAGS="--cfg tokio_unstable" cargo bench --bench overhead
+//! ```
+//!
+//! Figures and how they compare with the targets: docs/performance.md.
+
+use std::future::Future;
+use std::time::Duration;
+
+use divan::Bencher;
+use taskleak::__private::{Flavor, TestSpec, run_tokio_test};
+use taskleak::{Options, Tracker};
+
+fn main() {
+    divan::main();
+}
+
+/// A trivial test body: spawn one task and join it.
+async fn trivial_body() {
+    let task = tokio::spawn(async { 1 + 1 });
+    assert_eq!(task.await.ok(), Some(2));
+}
+
+fn builder(multi_thread: bool) -> tokio::runtime::Builder {
+    if multi_thread {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(2);
+        builder
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    }
+}
+
+fn spec(multi_thread: bool) -> TestSpec {
+    TestSpec {
+        module: "bench",
+        name: "trivial",
+        flavor: if multi_thread {
+            Flavor::MultiThread
+        } else {
+            Flavor::CurrentThread
+        },
+        should_panic: false,
+        task_names: false,
+        max_retries: None,
+        max_sleep: None,
+        ignore_top_function: &[],
+        ignore_any_function: &[],
+        ignore_spawned_at: &[],
+    }
+}
+
+mod whole_test {
+    use super::*;
+
+    const FLAVORS: [bool; 2] = [false, true];
+
+    /// What `#[tokio::test]` does.
+    #[divan::bench(args = FLAVORS)]
+    fn plain(multi_thread: bool) {
+        let mut builder = builder(multi_thread);
+        if multi_thread {
+            builder.worker_threads(2);
+        }
+        let runtime = builder.enable_all().build().expect("runtime");
+        runtime.block_on(trivial_body());
+    }
+
+    /// What `#[taskleak::verify_no_leaks] #[tokio::test]` does.
+    #[divan::bench(args = FLAVORS)]
+    fn checked(multi_thread: bool) {
+        let body = std::pin::pin!(trivial_body());
+        let body: std::pin::Pin<&mut dyn Future<Output = ()>> = body;
+        run_tokio_test(
+            spec(multi_thread),
+            |builder| {
+                if multi_thread {
+                    builder.worker_threads(2);
+                }
+            },
+            |_: &()| false,
+            body,
+        );
+    }
+}
+
+mod check {
+    use super::*;
+
+    const PRE_EXISTING: [usize; 3] = [0, 10, 1000];
+
+    /// A runtime with `tasks` long-lived tasks on it, and its tracker.
+    fn busy_runtime(multi_thread: bool, tasks: usize) -> (tokio::runtime::Runtime, Tracker) {
+        let tracker = Tracker::new();
+        let mut builder = builder(multi_thread);
+        tracker.install(&mut builder);
+        let runtime = builder.enable_all().build().expect("runtime");
+        for _ in 0..tasks {
+            runtime.spawn(std::future::pending::<()>());
+        }
+        (runtime, tracker)
+    }
+
+    #[divan::bench(args = PRE_EXISTING)]
+    fn current_thread_plain(bencher: Bencher<'_, '_>, tasks: usize) {
+        let (runtime, _tracker) = busy_runtime(false, tasks);
+        bencher.bench_local(|| runtime.block_on(trivial_body()));
+    }
+
+    #[divan::bench(args = PRE_EXISTING)]
+    fn current_thread_checked(bencher: Bencher<'_, '_>, tasks: usize) {
+        let (runtime, tracker) = busy_runtime(false, tasks);
+        let options = Options::new();
+        bencher.bench_local(|| {
+            runtime.block_on(async {
+                let snapshot = tracker.snapshot().expect("snapshot");
+                trivial_body().await;
+                snapshot.verify(&options).await.expect("clean");
+            })
+        });
+    }
+
+    #[divan::bench(args = PRE_EXISTING)]
+    fn multi_thread_plain(bencher: Bencher<'_, '_>, tasks: usize) {
+        let (runtime, _tracker) = busy_runtime(true, tasks);
+        bencher.bench_local(|| runtime.block_on(trivial_body()));
+    }
+
+    #[divan::bench(args = PRE_EXISTING)]
+    fn multi_thread_checked(bencher: Bencher<'_, '_>, tasks: usize) {
+        let (runtime, tracker) = busy_runtime(true, tasks);
+        let options = Options::new();
+        bencher.bench_local(|| {
+            runtime.block_on(async {
+                let snapshot = tracker.snapshot().expect("snapshot");
+                trivial_body().await;
+                snapshot.verify(&options).await.expect("clean");
+            })
+        });
+    }
+}
+
+mod spawn {
+    use super::*;
+
+    const TASKS: usize = 1000;
+
+    fn spawn_and_join(runtime: &tokio::runtime::Runtime) {
+        runtime.block_on(async {
+            let tasks: Vec<_> = (0..TASKS).map(|n| tokio::spawn(async move { n })).collect();
+            for task in tasks {
+                let _ = task.await;
+            }
+        });
+    }
+
+    #[divan::bench(args = [false, true])]
+    fn plain(bencher: Bencher<'_, '_>, multi_thread: bool) {
+        let runtime = builder(multi_thread).enable_all().build().expect("runtime");
+        bencher.counter(TASKS).bench_local(|| spawn_and_join(&runtime));
+    }
+
+    #[divan::bench(args = [false, true])]
+    fn hooked(bencher: Bencher<'_, '_>, multi_thread: bool) {
+        let tracker = Tracker::new();
+        let mut builder = builder(multi_thread);
+        tracker.install(&mut builder);
+        let runtime = builder.enable_all().build().expect("runtime");
+        bencher.counter(TASKS).bench_local(|| spawn_and_join(&runtime));
+    }
+}
+
+#[cfg(tokio_unstable)]
+mod report {
+    use super::*;
+
+    const LEAKED: [usize; 4] = [1, 100, 10_000, 100_000];
+
+    /// Leaked tasks waiting at `depth` nested async fns: the depth makes
+    /// their stacks distinct (64 shapes), where they are not all the same.
+    fn wait_at(depth: usize) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            if depth == 0 {
+                std::future::pending::<()>().await;
+            } else {
+                let notify = tokio::sync::Notify::new();
+                let _ = tokio::time::timeout(Duration::from_secs(3600), async {
+                    if depth % 2 == 0 {
+                        notify.notified().await
+                    } else {
+                        wait_at(depth - 1).await
+                    }
+                })
+                .await;
+                wait_at(depth - 1).await;
+            }
+        })
+    }
+
+    fn leaky_runtime(leaked: usize, distinct: bool) -> (tokio::runtime::Runtime, Tracker, taskleak::Snapshot) {
+        let tracker = Tracker::new();
+        let mut builder = tokio::runtime::Builder::new_current_thread();
+        tracker.install(&mut builder);
+        let runtime = builder.enable_all().build().expect("runtime");
+        let snapshot = runtime.block_on(async {
+            let snapshot = tracker.snapshot().expect("snapshot");
+            for n in 0..leaked {
+                tokio::spawn(wait_at(if distinct { n % 64 + 1 } else { 2 }));
+            }
+            tokio::task::yield_now().await;
+            snapshot
+        });
+        (runtime, tracker, snapshot)
+    }
+
+    #[divan::bench(args = LEAKED, sample_count = 10, sample_size = 1)]
+    fn tokio_dump(bencher: Bencher<'_, '_>, leaked: usize) {
+        let (runtime, _tracker, _snapshot) = leaky_runtime(leaked, false);
+        bencher.bench_local(|| runtime.block_on(async { tokio::runtime::Handle::current().dump().await }));
+        runtime.shutdown_background();
+    }
+
+    #[divan::bench(args = LEAKED, sample_count = 10, sample_size = 1)]
+    fn identical_stacks(bencher: Bencher<'_, '_>, leaked: usize) {
+        let (runtime, _tracker, snapshot) = leaky_runtime(leaked, false);
+        let options = Options::new().max_retries(0);
+        bencher.bench_local(|| runtime.block_on(snapshot.verify(&options)).expect_err("leaks"));
+        runtime.shutdown_background();
+    }
+
+    #[divan::bench(args = LEAKED, sample_count = 10, sample_size = 1)]
+    fn tokio_dump_distinct(bencher: Bencher<'_, '_>, leaked: usize) {
+        let (runtime, _tracker, _snapshot) = leaky_runtime(leaked, true);
+        bencher.bench_local(|| runtime.block_on(async { tokio::runtime::Handle::current().dump().await }));
+        runtime.shutdown_background();
+    }
+
+    #[divan::bench(args = LEAKED, sample_count = 10, sample_size = 1)]
+    fn distinct_stacks(bencher: Bencher<'_, '_>, leaked: usize) {
+        let (runtime, _tracker, snapshot) = leaky_runtime(leaked, true);
+        let options = Options::new().max_retries(0);
+        bencher.bench_local(|| runtime.block_on(snapshot.verify(&options)).expect_err("leaks"));
+        runtime.shutdown_background();
+    }
+}
+
+mod straggler {
+    use super::*;
+
+    const AFTER_MS: [u64; 3] = [0, 5, 50];
+
+    /// The floor: the straggler's own lifetime.
+    #[divan::bench(args = AFTER_MS, sample_count = 20, sample_size = 1)]
+    fn sleep_alone(bencher: Bencher<'_, '_>, after_ms: u64) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        bencher.bench_local(|| runtime.block_on(async { tokio::time::sleep(Duration::from_millis(after_ms)).await }));
+    }
+
+    /// A check that passes once a task ending `after_ms` after the body has ended.
+    #[divan::bench(args = AFTER_MS, sample_count = 20, sample_size = 1)]
+    fn check_passes(bencher: Bencher<'_, '_>, after_ms: u64) {
+        let tracker = Tracker::new();
+        let mut builder = tokio::runtime::Builder::new_current_thread();
+        tracker.install(&mut builder);
+        let runtime = builder.enable_all().build().expect("runtime");
+        let options = Options::new();
+        bencher.bench_local(|| {
+            runtime.block_on(async {
+                let snapshot = tracker.snapshot().expect("snapshot");
+                tokio::spawn(tokio::time::sleep(Duration::from_millis(after_ms)));
+                snapshot.verify(&options).await.expect("the straggler ends in time");
+            })
+        });
+    }
+}
