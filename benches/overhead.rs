@@ -197,7 +197,7 @@ mod report {
             } else {
                 let notify = tokio::sync::Notify::new();
                 let _ = tokio::time::timeout(Duration::from_secs(3600), async {
-                    if depth % 2 == 0 {
+                    if depth.is_multiple_of(2) {
                         notify.notified().await
                     } else {
                         wait_at(depth - 1).await

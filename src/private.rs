@@ -14,6 +14,7 @@ pub use tokio;
 use crate::options::{DUMP_TIMEOUT, Options};
 use crate::registry::Tracker;
 use crate::report::LeakReport;
+use crate::snapshot::Snapshot;
 use crate::{settle, watchdog};
 
 /// How long a clean test's runtime may take to shut down (blocking work
@@ -142,17 +143,21 @@ pub fn run_tokio_test<T>(
         .unwrap_or_else(|error| panic!("taskleak: failed building the test's tokio runtime: {error}"));
 
     let (outcome, report) = runtime.block_on(async {
-        let snapshot = tracker.snapshot().unwrap_or_else(|error| panic!("taskleak: {error}"));
+        // The tracker is ours and installed: no need for the probe spawn
+        // `Tracker::snapshot` makes to check that.
+        let snapshot = Snapshot::new(tracker.clone(), tokio::runtime::Handle::current());
         let outcome = CatchUnwind(body).await;
-        let limit = settle::budget(&options) + DUMP_TIMEOUT + watchdog::GRACE;
-        let own_failure = match &outcome {
-            Err(payload) => Some(format!("the test itself panicked: {}", panic_message(payload.as_ref()))),
-            Ok(output) if is_failure(output) => Some("the test itself returned an `Err`".to_owned()),
-            Ok(_) => None,
-        };
-        let blocked = {
+        // Armed only if something survives the first look: a clean test
+        // never pays for the watchdog.
+        let arm_watchdog = || {
+            let limit = settle::budget(&options) + DUMP_TIMEOUT + watchdog::GRACE;
+            let own_failure = match &outcome {
+                Err(payload) => Some(format!("the test itself panicked: {}", panic_message(payload.as_ref()))),
+                Ok(output) if is_failure(output) => Some("the test itself returned an `Err`".to_owned()),
+                Ok(_) => None,
+            };
             let (snapshot, options, test) = (snapshot.clone(), options.clone(), test.clone());
-            move || {
+            watchdog::arm(limit, move || {
                 let reason = format!(
                     "the check could not finish within {} s: a task holds the thread the check runs on \
                      (it runs without yielding on a current-thread runtime); exiting the test process",
@@ -164,15 +169,13 @@ pub fn run_tokio_test<T>(
                 } else {
                     report.to_string()
                 };
-                match &own_failure {
+                match own_failure {
                     Some(failure) => format!("{text}\n  note: {failure}"),
                     None => text,
                 }
-            }
+            })
         };
-        let watchdog = watchdog::arm(limit, blocked);
-        let report = snapshot.check(&options, Some(&test)).await;
-        drop(watchdog);
+        let report = snapshot.check(&options, Some(&test), arm_watchdog).await;
         (outcome, report)
     });
 

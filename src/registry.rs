@@ -132,6 +132,8 @@ struct Live {
     ended: u64,
     /// Checks waiting for the next task to end.
     waiting: Vec<Waker>,
+    /// The highest task id seen spawned.
+    highest_id: u64,
 }
 
 impl Registry {
@@ -147,7 +149,10 @@ impl Registry {
         let name = crate::names::take(id);
         #[cfg(not(tokio_unstable))]
         let name = None;
-        self.lock().tasks.insert(id, TaskRecord { spawned_at, name });
+        let mut live = self.lock();
+        live.tasks.insert(id, TaskRecord { spawned_at, name });
+        live.highest_id = live.highest_id.max(id);
+        drop(live);
         let _ = LAST_SPAWN.try_with(|last| last.set((self as *const Self as usize, id)));
     }
 
@@ -181,18 +186,20 @@ impl Registry {
         })
     }
 
-    /// The ids of every live task.
-    pub(crate) fn live_ids(&self) -> Vec<u64> {
-        self.lock().tasks.keys().copied().collect()
+    /// The highest task id this registry has seen spawned. tokio allocates
+    /// ids from one increasing counter, so every task spawned later has a
+    /// higher id: a snapshot is this one number.
+    pub(crate) fn watermark(&self) -> u64 {
+        self.lock().highest_id
     }
 
-    /// The live tasks not in `before`, each with its record.
-    pub(crate) fn live_since(&self, before: &std::collections::HashSet<u64>) -> Vec<(u64, TaskRecord)> {
+    /// The live tasks spawned after `watermark`, each with its record.
+    pub(crate) fn live_since(&self, watermark: u64) -> Vec<(u64, TaskRecord)> {
         let mut fresh: Vec<_> = self
             .lock()
             .tasks
             .iter()
-            .filter(|(id, _)| !before.contains(id))
+            .filter(|(id, _)| **id > watermark)
             .map(|(id, record)| (*id, record.clone()))
             .collect();
         fresh.sort_unstable_by_key(|(id, _)| *id);

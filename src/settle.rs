@@ -28,18 +28,25 @@ pub(crate) struct Settled<T> {
 /// as soon as it ends, not at the next backoff step. Such checks are free:
 /// they spend no retry and do not move the backoff, so a runtime busy ending
 /// other tasks cannot shorten the grace period.
+///
+/// `before_waiting` runs once, right before the first wait, if any.
 pub(crate) async fn settle<T, E: Future<Output = ()>>(
     options: &Options,
     mut survivors: impl FnMut() -> Vec<T>,
     mut between: impl FnMut(),
     mut ended: impl FnMut() -> E,
+    before_waiting: impl FnOnce(),
 ) -> Settled<T> {
     let start = Instant::now();
     let mut sleep = FIRST_SLEEP;
     let mut retries = 0;
     let mut next_end = ended();
     let mut left = survivors();
+    let mut before_waiting = Some(before_waiting);
     while !left.is_empty() && retries < options.retries() {
+        if let Some(before_waiting) = before_waiting.take() {
+            before_waiting();
+        }
         tokio::task::yield_now().await;
         let deadline = Instant::now() + sleep;
         loop {
@@ -105,6 +112,7 @@ mod tests {
             },
             || {},
             std::future::pending::<()>,
+            || {},
         ));
         assert!(settled.survivors.is_empty());
         assert_eq!(settled.retries, 3);
@@ -114,7 +122,7 @@ mod tests {
     fn gives_up_after_the_retry_budget() {
         let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         let options = Options::new().max_retries(5).max_sleep(Duration::from_millis(2));
-        let settled = runtime.block_on(settle(&options, || vec![1], || {}, std::future::pending::<()>));
+        let settled = runtime.block_on(settle(&options, || vec![1], || {}, std::future::pending::<()>, || {}));
         assert_eq!(settled.survivors, vec![1]);
         assert_eq!(settled.retries, 5);
     }

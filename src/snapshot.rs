@@ -1,6 +1,7 @@
 //! A snapshot of the live task set, and verifying against it: settle, diff,
 //! take stacks for the survivors, filter, group.
 
+#[cfg(tokio_unstable)]
 use std::collections::HashSet;
 
 use tokio::runtime::Handle;
@@ -30,18 +31,19 @@ use crate::settle::settle;
 pub struct Snapshot {
     tracker: Tracker,
     handle: Handle,
-    before_ids: HashSet<u64>,
+    /// Tasks with a higher id were spawned after the snapshot.
+    watermark: u64,
     before_count: usize,
 }
 
 impl Snapshot {
     pub(crate) fn new(tracker: Tracker, handle: Handle) -> Self {
-        let before_ids = tracker.registry.live_ids().into_iter().collect();
+        let watermark = tracker.registry.watermark();
         let before_count = handle.metrics().num_alive_tasks();
         Self {
             tracker,
             handle,
-            before_ids,
+            watermark,
             before_count,
         }
     }
@@ -75,32 +77,45 @@ impl Snapshot {
     ///
     /// The [`LeakReport`] of the tasks that leaked.
     pub async fn verify(&self, options: &Options) -> Result<(), LeakReport> {
-        match self.check(options, None).await {
+        match self.check(options, None, || ()).await {
             Some(report) => Err(report),
             None => Ok(()),
         }
     }
 
     /// The check behind [`Snapshot::verify`], naming the test in the report.
-    pub(crate) async fn check(&self, options: &Options, test: Option<&str>) -> Option<LeakReport> {
+    ///
+    /// `guard_waits` runs once, only if something survives the first look,
+    /// right before the check starts waiting; what it returns is kept until
+    /// the check ends (the harness arms its watchdog there, so a clean test
+    /// never pays for one).
+    pub(crate) async fn check<G>(
+        &self,
+        options: &Options,
+        test: Option<&str>,
+        guard_waits: impl FnOnce() -> G,
+    ) -> Option<LeakReport> {
         #[cfg(tokio_unstable)]
-        let mut report = self.check_tasks(options).await?;
+        let mut report = self.check_tasks(options, guard_waits).await?;
         #[cfg(not(tokio_unstable))]
-        let mut report = self.check_count(options).await?;
+        let mut report = self.check_count(options, guard_waits).await?;
         report.test = test.map(str::to_owned);
         Some(report)
     }
 
     /// Without task hooks: compare live-task counts.
     #[cfg_attr(tokio_unstable, allow(dead_code))]
-    async fn check_count(&self, options: &Options) -> Option<LeakReport> {
+    async fn check_count<G>(&self, options: &Options, guard_waits: impl FnOnce() -> G) -> Option<LeakReport> {
         let before = self.before_count;
+        let mut guard_waits = Some(guard_waits);
+        let mut _guard = None;
         let settled = settle(
             options,
             || vec![(); self.handle.metrics().num_alive_tasks().saturating_sub(before)],
             || {},
             // Without hooks nothing says when a task ends: plain backoff.
             std::future::pending::<()>,
+            || _guard = guard_waits.take().map(|arm| arm()),
         )
         .await;
         if settled.survivors.is_empty() {
@@ -143,7 +158,7 @@ impl Snapshot {
             let survivors: Vec<Survivor> = self
                 .tracker
                 .registry
-                .live_since(&self.before_ids)
+                .live_since(self.watermark)
                 .into_iter()
                 .map(|(id, record)| Survivor {
                     id,
@@ -186,7 +201,7 @@ impl Snapshot {
 
     /// With task hooks: diff task ids, then describe each survivor.
     #[cfg(tokio_unstable)]
-    async fn check_tasks(&self, options: &Options) -> Option<LeakReport> {
+    async fn check_tasks<G>(&self, options: &Options, guard_waits: impl FnOnce() -> G) -> Option<LeakReport> {
         use crate::dump;
         use crate::options::{DUMP_TIMEOUT, SUSPECT_DUMP_TIMEOUT};
         use crate::registry::poll_slots;
@@ -194,16 +209,19 @@ impl Snapshot {
         use crate::stack::AsyncStack;
 
         let registry = &self.tracker.registry;
+        let mut guard_waits = Some(guard_waits);
+        let mut _guard = None;
         let mut samples = (Vec::new(), poll_slots::sample());
         let settled = settle(
             options,
             || {
-                let mut fresh = registry.live_since(&self.before_ids);
+                let mut fresh = registry.live_since(self.watermark);
                 fresh.retain(|(_, record)| !options.ignore.ignores_spawn_site(Some(&record.spawned_at.to_string())));
                 fresh
             },
             || samples = (std::mem::take(&mut samples.1), poll_slots::sample()),
             || registry.next_end(),
+            || _guard = guard_waits.take().map(|arm| arm()),
         )
         .await;
         if settled.survivors.is_empty() {
