@@ -2,6 +2,7 @@
 //! dump may take (it never completes while a worker is blocked).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::stack::AsyncStack;
@@ -14,7 +15,7 @@ const ATTEMPTS: usize = 3;
 /// The stacks found, by task id, and why none could be taken, if so.
 #[derive(Debug, Default)]
 pub(crate) struct Stacks {
-    pub(crate) found: HashMap<u64, AsyncStack>,
+    pub(crate) found: HashMap<u64, Arc<AsyncStack>>,
     pub(crate) unavailable: Option<String>,
 }
 
@@ -61,7 +62,7 @@ async fn take(
     handle: &tokio::runtime::Handle,
     wanted: &HashSet<u64>,
     limit: Duration,
-) -> Result<HashMap<u64, AsyncStack>, String> {
+) -> Result<HashMap<u64, Arc<AsyncStack>>, String> {
     use crate::registry::raw_id;
 
     let Some(dump) = crate::timer::timeout(limit, handle.dump()).await else {
@@ -74,23 +75,39 @@ async fn take(
         .ok()
         .and_then(|dir| dir.to_str().map(str::to_owned));
     // Resolving symbols is the expensive part, and leaks come in crowds of
-    // identical tasks: resolve one task per distinct unresolved trace. The
-    // trace's `Debug` lists its frames' instruction pointers, unresolved;
-    // should it ever stop doing so, every task is resolved on its own.
-    let mut resolved: HashMap<String, AsyncStack> = HashMap::new();
+    // identical tasks: resolve one task per distinct unresolved trace, and
+    // share the result. The trace's `Debug` lists its frames' instruction
+    // pointers, unresolved; it is hashed as it is written, never stored.
+    // Should it ever stop listing them, every task is resolved on its own.
+    let keyed = dump
+        .tasks()
+        .iter()
+        .map(|task| format!("{:?}", task.trace()))
+        .find(|shown| !shown.contains("backtraces: []"))
+        .is_none_or(|shown| shown.contains("ip:"));
+    let mut resolved: HashMap<u64, Arc<AsyncStack>> = HashMap::new();
+    let mut interned: HashSet<Arc<AsyncStack>> = HashSet::new();
     let mut stacks = HashMap::new();
     for task in dump.tasks().iter() {
         let id = raw_id(task.id());
         if !wanted.contains(&id) {
             continue;
         }
-        let key = format!("{:?}", task.trace());
-        let stack = match resolved.get(&key) {
-            Some(stack) => stack.clone(),
+        let key = keyed.then(|| trace_key(task.trace()));
+        let stack = match key.and_then(|key| resolved.get(&key)) {
+            Some(stack) => Arc::clone(stack),
             None => {
-                let stack = resolve(task.trace(), cwd.as_deref());
-                if key.contains("ip:") {
-                    resolved.insert(key, stack.clone());
+                // Equal stacks from different traces share one value too.
+                let stack = Arc::new(resolve(task.trace(), cwd.as_deref()));
+                let stack = match interned.get(&stack) {
+                    Some(known) => Arc::clone(known),
+                    None => {
+                        interned.insert(Arc::clone(&stack));
+                        stack
+                    }
+                };
+                if let Some(key) = key {
+                    resolved.insert(key, Arc::clone(&stack));
                 }
                 stack
             }
@@ -98,6 +115,32 @@ async fn take(
         stacks.insert(id, stack);
     }
     Ok(stacks)
+}
+
+#[cfg(all(
+    tokio_unstable,
+    target_os = "linux",
+    any(
+        target_arch = "aarch64",
+        target_arch = "x86",
+        target_arch = "x86_64",
+        target_arch = "s390x"
+    )
+))]
+fn trace_key(trace: &tokio::runtime::dump::Trace) -> u64 {
+    use std::fmt::Write;
+    use std::hash::{DefaultHasher, Hasher};
+
+    struct HashWriter(DefaultHasher);
+    impl Write for HashWriter {
+        fn write_str(&mut self, text: &str) -> std::fmt::Result {
+            self.0.write(text.as_bytes());
+            Ok(())
+        }
+    }
+    let mut writer = HashWriter(DefaultHasher::new());
+    let _ = write!(writer, "{trace:?}");
+    writer.0.finish()
 }
 
 #[cfg(all(
@@ -146,6 +189,6 @@ async fn take(
     _handle: &tokio::runtime::Handle,
     _wanted: &HashSet<u64>,
     _limit: Duration,
-) -> Result<HashMap<u64, AsyncStack>, String> {
+) -> Result<HashMap<u64, Arc<AsyncStack>>, String> {
     Err("tokio's task dumps need Linux on aarch64, x86, x86_64 or s390x".to_owned())
 }

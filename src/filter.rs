@@ -50,7 +50,7 @@ mod tests {
             name: None,
             spawned_at: Some("src/pool.rs:4:9".into()),
             state: TaskState::Waiting,
-            stack: AsyncStack::from_raw(vec![frames], None),
+            stack: std::sync::Arc::new(AsyncStack::from_raw(vec![frames], None)),
         }
     }
 

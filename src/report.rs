@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cause::Cause;
@@ -69,7 +70,7 @@ pub struct LeakGroup {
     pub(crate) names: Vec<String>,
     pub(crate) spawned_at: Option<String>,
     pub(crate) state: TaskState,
-    pub(crate) stack: AsyncStack,
+    pub(crate) stack: Arc<AsyncStack>,
     pub(crate) cause: Cause,
 }
 
@@ -234,12 +235,13 @@ pub(crate) struct Survivor {
     pub(crate) name: Option<String>,
     pub(crate) spawned_at: Option<String>,
     pub(crate) state: TaskState,
-    pub(crate) stack: AsyncStack,
+    /// Shared: identical tasks point at one resolved stack.
+    pub(crate) stack: Arc<AsyncStack>,
 }
 
 /// Groups identical survivors, largest group first, then by spawn site.
 pub(crate) fn group(survivors: Vec<Survivor>) -> Vec<LeakGroup> {
-    let mut index: HashMap<(Option<String>, TaskState, AsyncStack), usize> = HashMap::new();
+    let mut index: HashMap<(Option<String>, TaskState, Arc<AsyncStack>), usize> = HashMap::new();
     let mut groups: Vec<LeakGroup> = Vec::new();
     for survivor in survivors {
         let key = (
@@ -420,7 +422,7 @@ mod tests {
             name: None,
             spawned_at: Some(site.into()),
             state: TaskState::Running,
-            stack: AsyncStack::default(),
+            stack: Arc::default(),
         }
     }
 
@@ -525,7 +527,7 @@ mod tests {
             name: name.map(str::to_owned),
             spawned_at: Some("src/cache.rs:41:9".into()),
             state: TaskState::Waiting,
-            stack: stack.clone(),
+            stack: Arc::new(stack.clone()),
         };
         let report = LeakReport {
             test: Some("handles_request".into()),

@@ -169,7 +169,7 @@ impl Snapshot {
                     } else {
                         TaskState::StackUnavailable("the check was blocked before it could dump stacks".to_owned())
                     },
-                    stack: crate::stack::AsyncStack::default(),
+                    stack: std::sync::Arc::default(),
                 })
                 .filter(|survivor| !options.ignore.ignores(survivor))
                 .collect();
@@ -206,7 +206,7 @@ impl Snapshot {
         use crate::options::{DUMP_TIMEOUT, SUSPECT_DUMP_TIMEOUT};
         use crate::registry::poll_slots;
         use crate::report::{self, Survivor, TaskState};
-        use crate::stack::AsyncStack;
+        use std::sync::Arc;
 
         let registry = &self.tracker.registry;
         let mut guard_waits = Some(guard_waits);
@@ -257,17 +257,17 @@ impl Snapshot {
             .into_iter()
             .filter_map(|(id, record)| {
                 let (state, stack) = match stacks.found.get(&id) {
-                    Some(stack) if stack.is_empty() => (TaskState::WaitingOutsideTokio, AsyncStack::default()),
-                    Some(stack) => (TaskState::Waiting, stack.clone()),
+                    Some(stack) if stack.is_empty() => (TaskState::WaitingOutsideTokio, Arc::default()),
+                    Some(stack) => (TaskState::Waiting, Arc::clone(stack)),
                     // It ended while the dumps ran: not a leak after all.
                     None if !registry.is_live(id) => return None,
-                    None if suspects.contains(&id) => (TaskState::Running, AsyncStack::default()),
+                    None if suspects.contains(&id) => (TaskState::Running, Arc::default()),
                     None => {
                         let reason = match stacks.unavailable {
                             Some(_) => "see the note below",
                             None => "it was scheduled to run during every task dump",
                         };
-                        (TaskState::StackUnavailable(reason.to_owned()), AsyncStack::default())
+                        (TaskState::StackUnavailable(reason.to_owned()), Arc::default())
                     }
                 };
                 let survivor = Survivor {
