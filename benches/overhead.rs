@@ -70,11 +70,7 @@ mod whole_test {
     /// What `#[tokio::test]` does.
     #[divan::bench(args = FLAVORS)]
     fn plain(multi_thread: bool) {
-        let mut builder = builder(multi_thread);
-        if multi_thread {
-            builder.worker_threads(2);
-        }
-        let runtime = builder.enable_all().build().expect("runtime");
+        let runtime = builder(multi_thread).enable_all().build().expect("runtime");
         runtime.block_on(trivial_body());
     }
 
@@ -113,42 +109,41 @@ mod check {
         (runtime, tracker)
     }
 
+    fn plain(bencher: Bencher<'_, '_>, multi_thread: bool, tasks: usize) {
+        let (runtime, _tracker) = busy_runtime(multi_thread, tasks);
+        bencher.bench_local(|| runtime.block_on(trivial_body()));
+    }
+
+    fn checked(bencher: Bencher<'_, '_>, multi_thread: bool, tasks: usize) {
+        let (runtime, tracker) = busy_runtime(multi_thread, tasks);
+        let options = Options::new();
+        bencher.bench_local(|| {
+            runtime.block_on(async {
+                let snapshot = tracker.snapshot().expect("snapshot");
+                trivial_body().await;
+                snapshot.verify(&options).await.expect("clean");
+            })
+        });
+    }
+
     #[divan::bench(args = PRE_EXISTING)]
     fn current_thread_plain(bencher: Bencher<'_, '_>, tasks: usize) {
-        let (runtime, _tracker) = busy_runtime(false, tasks);
-        bencher.bench_local(|| runtime.block_on(trivial_body()));
+        plain(bencher, false, tasks);
     }
 
     #[divan::bench(args = PRE_EXISTING)]
     fn current_thread_checked(bencher: Bencher<'_, '_>, tasks: usize) {
-        let (runtime, tracker) = busy_runtime(false, tasks);
-        let options = Options::new();
-        bencher.bench_local(|| {
-            runtime.block_on(async {
-                let snapshot = tracker.snapshot().expect("snapshot");
-                trivial_body().await;
-                snapshot.verify(&options).await.expect("clean");
-            })
-        });
+        checked(bencher, false, tasks);
     }
 
     #[divan::bench(args = PRE_EXISTING)]
     fn multi_thread_plain(bencher: Bencher<'_, '_>, tasks: usize) {
-        let (runtime, _tracker) = busy_runtime(true, tasks);
-        bencher.bench_local(|| runtime.block_on(trivial_body()));
+        plain(bencher, true, tasks);
     }
 
     #[divan::bench(args = PRE_EXISTING)]
     fn multi_thread_checked(bencher: Bencher<'_, '_>, tasks: usize) {
-        let (runtime, tracker) = busy_runtime(true, tasks);
-        let options = Options::new();
-        bencher.bench_local(|| {
-            runtime.block_on(async {
-                let snapshot = tracker.snapshot().expect("snapshot");
-                trivial_body().await;
-                snapshot.verify(&options).await.expect("clean");
-            })
-        });
+        checked(bencher, true, tasks);
     }
 }
 

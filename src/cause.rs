@@ -272,16 +272,7 @@ mod tests {
                 names
                     .iter()
                     .rev()
-                    .map(|name| RawFrame {
-                        name: (*name).to_owned(),
-                        file: Some(if name.starts_with("tokio") {
-                            tokio.to_owned()
-                        } else {
-                            "src/app.rs".to_owned()
-                        }),
-                        line: Some(1),
-                        column: Some(1),
-                    })
+                    .map(|name| RawFrame::at(name, if name.starts_with("tokio") { tokio } else { "src/app.rs" }, 1, 1))
                     .collect()
             })
             .collect();

@@ -33,7 +33,7 @@ pub(crate) async fn stacks_of(
             // Let the scheduled tasks run and park again.
             timer::pause(Duration::from_millis(1)).await;
         }
-        match take(handle, &wanted, limit).await {
+        match platform::take(handle, &wanted, limit).await {
             Ok(found) => stacks.found.extend(found),
             Err(reason) => {
                 stacks.unavailable = Some(reason);
@@ -48,6 +48,7 @@ pub(crate) async fn stacks_of(
     stacks
 }
 
+/// Task dumps exist with `tokio_unstable`, on these platforms only.
 #[cfg(all(
     tokio_unstable,
     target_os = "linux",
@@ -58,121 +59,105 @@ pub(crate) async fn stacks_of(
         target_arch = "s390x"
     )
 ))]
-async fn take(
-    handle: &tokio::runtime::Handle,
-    wanted: &HashSet<u64>,
-    limit: Duration,
-) -> Result<HashMap<u64, Arc<AsyncStack>>, String> {
-    use crate::registry::raw_id;
+mod platform {
+    use super::*;
 
-    let Some(dump) = crate::timer::timeout(limit, handle.dump()).await else {
-        return Err(format!(
-            "tokio's task dump did not finish within {:.1} s",
-            limit.as_secs_f64()
-        ));
-    };
-    let cwd = std::env::current_dir()
-        .ok()
-        .and_then(|dir| dir.to_str().map(str::to_owned));
-    // Resolving symbols is the expensive part, and leaks come in crowds of
-    // identical tasks: resolve one task per distinct unresolved trace, and
-    // share the result. The trace's `Debug` lists its frames' instruction
-    // pointers, unresolved; it is hashed as it is written, never stored.
-    // Should it ever stop listing them, every task is resolved on its own.
-    let keyed = dump
-        .tasks()
-        .iter()
-        .map(|task| format!("{:?}", task.trace()))
-        .find(|shown| !shown.contains("backtraces: []"))
-        .is_none_or(|shown| shown.contains("ip:"));
-    let mut resolved: HashMap<u64, Arc<AsyncStack>> = HashMap::new();
-    let mut interned: HashSet<Arc<AsyncStack>> = HashSet::new();
-    let mut stacks = HashMap::new();
-    for task in dump.tasks().iter() {
-        let id = raw_id(task.id());
-        if !wanted.contains(&id) {
-            continue;
-        }
-        let key = keyed.then(|| trace_key(task.trace()));
-        let stack = match key.and_then(|key| resolved.get(&key)) {
-            Some(stack) => Arc::clone(stack),
-            None => {
-                // Equal stacks from different traces share one value too.
-                let stack = Arc::new(resolve(task.trace(), cwd.as_deref()));
-                let stack = match interned.get(&stack) {
-                    Some(known) => Arc::clone(known),
-                    None => {
-                        interned.insert(Arc::clone(&stack));
-                        stack
-                    }
-                };
-                if let Some(key) = key {
-                    resolved.insert(key, Arc::clone(&stack));
-                }
-                stack
-            }
+    pub(super) async fn take(
+        handle: &tokio::runtime::Handle,
+        wanted: &HashSet<u64>,
+        limit: Duration,
+    ) -> Result<HashMap<u64, Arc<AsyncStack>>, String> {
+        use crate::registry::raw_id;
+
+        let Some(dump) = crate::timer::timeout(limit, handle.dump()).await else {
+            return Err(format!(
+                "tokio's task dump did not finish within {:.1} s",
+                limit.as_secs_f64()
+            ));
         };
-        stacks.insert(id, stack);
-    }
-    Ok(stacks)
-}
-
-#[cfg(all(
-    tokio_unstable,
-    target_os = "linux",
-    any(
-        target_arch = "aarch64",
-        target_arch = "x86",
-        target_arch = "x86_64",
-        target_arch = "s390x"
-    )
-))]
-fn trace_key(trace: &tokio::runtime::dump::Trace) -> u64 {
-    use std::fmt::Write;
-    use std::hash::{DefaultHasher, Hasher};
-
-    struct HashWriter(DefaultHasher);
-    impl Write for HashWriter {
-        fn write_str(&mut self, text: &str) -> std::fmt::Result {
-            self.0.write(text.as_bytes());
-            Ok(())
+        let cwd = std::env::current_dir()
+            .ok()
+            .and_then(|dir| dir.to_str().map(str::to_owned));
+        // Resolving symbols is the expensive part, and leaks come in crowds of
+        // identical tasks: resolve one task per distinct unresolved trace, and
+        // share the result. The trace's `Debug` lists its frames' instruction
+        // pointers, unresolved; it is hashed as it is written, never stored.
+        // Should it ever stop listing them, every task is resolved on its own.
+        let keyed = dump
+            .tasks()
+            .iter()
+            .map(|task| format!("{:?}", task.trace()))
+            .find(|shown| !shown.contains("backtraces: []"))
+            .is_none_or(|shown| shown.contains("ip:"));
+        let mut resolved: HashMap<u64, Arc<AsyncStack>> = HashMap::new();
+        let mut interned: HashSet<Arc<AsyncStack>> = HashSet::new();
+        let mut stacks = HashMap::new();
+        for task in dump.tasks().iter() {
+            let id = raw_id(task.id());
+            if !wanted.contains(&id) {
+                continue;
+            }
+            let key = keyed.then(|| trace_key(task.trace()));
+            let stack = match key.and_then(|key| resolved.get(&key)) {
+                Some(stack) => Arc::clone(stack),
+                None => {
+                    // Equal stacks from different traces share one value too.
+                    let stack = Arc::new(resolve(task.trace(), cwd.as_deref()));
+                    let stack = match interned.get(&stack) {
+                        Some(known) => Arc::clone(known),
+                        None => {
+                            interned.insert(Arc::clone(&stack));
+                            stack
+                        }
+                    };
+                    if let Some(key) = key {
+                        resolved.insert(key, Arc::clone(&stack));
+                    }
+                    stack
+                }
+            };
+            stacks.insert(id, stack);
         }
+        Ok(stacks)
     }
-    let mut writer = HashWriter(DefaultHasher::new());
-    let _ = write!(writer, "{trace:?}");
-    writer.0.finish()
-}
 
-#[cfg(all(
-    tokio_unstable,
-    target_os = "linux",
-    any(
-        target_arch = "aarch64",
-        target_arch = "x86",
-        target_arch = "x86_64",
-        target_arch = "s390x"
-    )
-))]
-fn resolve(trace: &tokio::runtime::dump::Trace, cwd: Option<&str>) -> AsyncStack {
-    use crate::stack::RawFrame;
+    fn trace_key(trace: &tokio::runtime::dump::Trace) -> u64 {
+        use std::fmt::Write;
+        use std::hash::{DefaultHasher, Hasher};
 
-    let backtraces = trace
-        .resolve_backtraces()
-        .iter()
-        .map(|backtrace| {
-            backtrace
-                .frames()
-                .flat_map(|frame| frame.symbols())
-                .map(|symbol| RawFrame {
-                    name: symbol.name_demangled().unwrap_or("<unknown>").to_owned(),
-                    file: symbol.filename().map(|path| path.display().to_string()),
-                    line: symbol.lineno(),
-                    column: symbol.colno(),
-                })
-                .collect()
-        })
-        .collect();
-    AsyncStack::from_raw(backtraces, cwd)
+        struct HashWriter(DefaultHasher);
+        impl Write for HashWriter {
+            fn write_str(&mut self, text: &str) -> std::fmt::Result {
+                self.0.write(text.as_bytes());
+                Ok(())
+            }
+        }
+        let mut writer = HashWriter(DefaultHasher::new());
+        let _ = write!(writer, "{trace:?}");
+        writer.0.finish()
+    }
+
+    fn resolve(trace: &tokio::runtime::dump::Trace, cwd: Option<&str>) -> AsyncStack {
+        use crate::stack::RawFrame;
+
+        let backtraces = trace
+            .resolve_backtraces()
+            .iter()
+            .map(|backtrace| {
+                backtrace
+                    .frames()
+                    .flat_map(|frame| frame.symbols())
+                    .map(|symbol| RawFrame {
+                        name: symbol.name_demangled().unwrap_or("<unknown>").to_owned(),
+                        file: symbol.filename().map(|path| path.display().to_string()),
+                        line: symbol.lineno(),
+                        column: symbol.colno(),
+                    })
+                    .collect()
+            })
+            .collect();
+        AsyncStack::from_raw(backtraces, cwd)
+    }
 }
 
 #[cfg(not(all(
@@ -185,10 +170,14 @@ fn resolve(trace: &tokio::runtime::dump::Trace, cwd: Option<&str>) -> AsyncStack
         target_arch = "s390x"
     )
 )))]
-async fn take(
-    _handle: &tokio::runtime::Handle,
-    _wanted: &HashSet<u64>,
-    _limit: Duration,
-) -> Result<HashMap<u64, Arc<AsyncStack>>, String> {
-    Err("tokio's task dumps need Linux on aarch64, x86, x86_64 or s390x".to_owned())
+mod platform {
+    use super::*;
+
+    pub(super) async fn take(
+        _handle: &tokio::runtime::Handle,
+        _wanted: &HashSet<u64>,
+        _limit: Duration,
+    ) -> Result<HashMap<u64, Arc<AsyncStack>>, String> {
+        Err("tokio's task dumps need Linux on aarch64, x86, x86_64 or s390x".to_owned())
+    }
 }

@@ -32,18 +32,13 @@ mod tests {
 
     fn survivor() -> Survivor {
         let frames = vec![
-            RawFrame {
-                name: "tokio::sync::notify::Notified::poll_notified".into(),
-                file: Some("/home/u/.cargo/registry/src/x/tokio-1.54.1/src/sync/notify.rs".into()),
-                line: Some(1),
-                column: Some(1),
-            },
-            RawFrame {
-                name: "app::pool::reaper::{{closure}}".into(),
-                file: Some("src/pool.rs".into()),
-                line: Some(10),
-                column: Some(3),
-            },
+            RawFrame::at(
+                "tokio::sync::notify::Notified::poll_notified",
+                "/home/u/.cargo/registry/src/x/tokio-1.54.1/src/sync/notify.rs",
+                1,
+                1,
+            ),
+            RawFrame::at("app::pool::reaper::{{closure}}", "src/pool.rs", 10, 3),
         ];
         Survivor {
             id: 1,

@@ -498,12 +498,7 @@ mod tests {
     #[test]
     fn renders_a_full_report_exactly() {
         use crate::stack::RawFrame;
-        let frame = |name: &str, file: &str, line| RawFrame {
-            name: name.into(),
-            file: Some(file.into()),
-            line: Some(line),
-            column: Some(9),
-        };
+        let frame = |name: &str, file: &str, line| RawFrame::at(name, file, line, 9);
         let tokio = "/home/u/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1/src";
         let stack = AsyncStack::from_raw(
             vec![vec![

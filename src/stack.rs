@@ -154,6 +154,19 @@ pub(crate) struct RawFrame {
     pub(crate) column: Option<u32>,
 }
 
+#[cfg(test)]
+impl RawFrame {
+    /// A resolved frame, for tests.
+    pub(crate) fn at(name: &str, file: &str, line: u32, column: u32) -> Self {
+        RawFrame {
+            name: name.into(),
+            file: Some(file.into()),
+            line: Some(line),
+            column: Some(column),
+        }
+    }
+}
+
 /// Drops runtime internals, collapses each run of same-crate dependency
 /// frames to its outermost frame (the API your code called), and returns the
 /// frames outermost first.
@@ -334,12 +347,7 @@ mod tests {
     use super::*;
 
     fn raw(name: &str, file: &str, line: u32) -> RawFrame {
-        RawFrame {
-            name: name.into(),
-            file: Some(file.into()),
-            line: Some(line),
-            column: Some(5),
-        }
+        RawFrame::at(name, file, line, 5)
     }
 
     #[test]
