@@ -216,7 +216,10 @@ impl Snapshot {
             options,
             || {
                 let mut fresh = registry.live_since(self.watermark);
-                fresh.retain(|(_, record)| !options.ignore.ignores_spawn_site(Some(&record.spawned_at.to_string())));
+                if !options.ignore.spawned_at.is_empty() {
+                    fresh
+                        .retain(|(_, record)| !options.ignore.ignores_spawn_site(Some(&record.spawned_at.to_string())));
+                }
                 fresh
             },
             || samples = (std::mem::take(&mut samples.1), poll_slots::sample()),
