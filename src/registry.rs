@@ -114,6 +114,8 @@ impl Tracker {
 /// What the hooks know about one live task.
 #[derive(Clone, Debug)]
 pub(crate) struct TaskRecord {
+    /// Position in spawn order; see [`Registry::watermark`].
+    pub(crate) seq: u64,
     pub(crate) spawned_at: &'static Location<'static>,
     /// The name given with `tokio::task::Builder::name`, when it was seen.
     pub(crate) name: Option<String>,
@@ -128,12 +130,19 @@ pub(crate) struct Registry {
 #[derive(Debug, Default)]
 struct Live {
     tasks: HashMap<u64, TaskRecord, BuildHasherDefault<IdHasher>>,
-    /// How many of this registry's tasks have ended so far.
-    ended: u64,
-    /// Checks waiting for the next task to end.
-    waiting: Vec<Waker>,
-    /// The highest task id seen spawned.
-    highest_id: u64,
+    /// Spawn order: the sequence number the next spawned task gets. Given
+    /// under this lock, so it orders spawns exactly as the hook saw them.
+    next_seq: u64,
+    /// Checks waiting for a task spawned after their watermark to end; a
+    /// slot per check, freed when the check stops waiting.
+    waiting: Vec<Option<EndWaiter>>,
+}
+
+#[derive(Debug)]
+struct EndWaiter {
+    watermark: u64,
+    fired: bool,
+    waker: Option<Waker>,
 }
 
 impl Registry {
@@ -150,47 +159,58 @@ impl Registry {
         #[cfg(not(tokio_unstable))]
         let name = None;
         let mut live = self.lock();
-        live.tasks.insert(id, TaskRecord { spawned_at, name });
-        live.highest_id = live.highest_id.max(id);
+        live.next_seq += 1;
+        let seq = live.next_seq;
+        live.tasks.insert(id, TaskRecord { seq, spawned_at, name });
         drop(live);
         let _ = LAST_SPAWN.try_with(|last| last.set((self as *const Self as usize, id)));
     }
 
     #[cfg_attr(not(tokio_unstable), allow(dead_code))]
     fn task_terminated(&self, id: u64) {
-        let waiting = {
+        let mut wake = Vec::new();
+        {
             let mut live = self.lock();
             // Blocking tasks end through this hook too, but never started
             // through the spawn hook: they are not ours.
-            if live.tasks.remove(&id).is_none() {
-                return;
+            let Some(ended) = live.tasks.remove(&id) else { return };
+            for waiter in live.waiting.iter_mut().flatten() {
+                if ended.seq > waiter.watermark && !waiter.fired {
+                    waiter.fired = true;
+                    wake.extend(waiter.waker.take());
+                }
             }
-            live.ended += 1;
-            std::mem::take(&mut live.waiting)
+        }
+        wake.into_iter().for_each(Waker::wake);
+    }
+
+    /// Completes once a task spawned after `watermark` ends, counting from
+    /// this call (ends of older tasks, which a check does not judge, never
+    /// wake it).
+    pub(crate) fn next_end(&self, watermark: u64) -> NextEnd<'_> {
+        let mut live = self.lock();
+        let waiter = Some(EndWaiter {
+            watermark,
+            fired: false,
+            waker: None,
+        });
+        let slot = match live.waiting.iter().position(Option::is_none) {
+            Some(free) => {
+                live.waiting[free] = waiter;
+                free
+            }
+            None => {
+                live.waiting.push(waiter);
+                live.waiting.len() - 1
+            }
         };
-        waiting.into_iter().for_each(Waker::wake);
+        NextEnd { registry: self, slot }
     }
 
-    /// Completes once a task of this registry ends after this call.
-    pub(crate) fn next_end(&self) -> impl std::future::Future<Output = ()> + '_ {
-        let seen = self.lock().ended;
-        std::future::poll_fn(move |cx| {
-            let mut live = self.lock();
-            if live.ended != seen {
-                return Poll::Ready(());
-            }
-            if !live.waiting.iter().any(|waker| waker.will_wake(cx.waker())) {
-                live.waiting.push(cx.waker().clone());
-            }
-            Poll::Pending
-        })
-    }
-
-    /// The highest task id this registry has seen spawned. tokio allocates
-    /// ids from one increasing counter, so every task spawned later has a
-    /// higher id: a snapshot is this one number.
+    /// Tasks spawned after this point have a higher
+    /// [`TaskRecord::seq`]: a snapshot is this one number.
     pub(crate) fn watermark(&self) -> u64 {
-        self.lock().highest_id
+        self.lock().next_seq
     }
 
     /// The live tasks spawned after `watermark`, each with its record.
@@ -199,7 +219,7 @@ impl Registry {
             .lock()
             .tasks
             .iter()
-            .filter(|(id, _)| **id > watermark)
+            .filter(|(_, record)| record.seq > watermark)
             .map(|(id, record)| (*id, record.clone()))
             .collect();
         fresh.sort_unstable_by_key(|(id, _)| *id);
@@ -227,6 +247,34 @@ impl Registry {
 thread_local! {
     /// The last spawn a registry's hook saw on this thread: (registry, task).
     static LAST_SPAWN: std::cell::Cell<(usize, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// See [`Registry::next_end`].
+#[derive(Debug)]
+pub(crate) struct NextEnd<'a> {
+    registry: &'a Registry,
+    slot: usize,
+}
+
+impl std::future::Future for NextEnd<'_> {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        let mut live = self.registry.lock();
+        match &mut live.waiting[self.slot] {
+            Some(waiter) if !waiter.fired => {
+                waiter.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            _ => Poll::Ready(()),
+        }
+    }
+}
+
+impl Drop for NextEnd<'_> {
+    fn drop(&mut self) {
+        self.registry.lock().waiting[self.slot] = None;
+    }
 }
 
 /// Hashes task ids, which tokio hands out from one increasing counter: a
@@ -365,6 +413,26 @@ mod tests {
         let handle = runtime.spawn(async {});
         let id = handle.id();
         assert_eq!(raw_id(id).to_string(), id.to_string());
+    }
+
+    #[cfg(tokio_unstable)]
+    #[test]
+    fn only_tasks_spawned_after_the_watermark_wake_a_waiting_check() {
+        use std::future::Future;
+        use std::task::{Context, Waker};
+
+        let registry = Registry::default();
+        let here = Location::caller();
+        registry.task_spawned(1, here);
+        let watermark = registry.watermark();
+        registry.task_spawned(2, here);
+        let mut waiting = std::pin::pin!(registry.next_end(watermark));
+        let mut cx = Context::from_waker(Waker::noop());
+        registry.task_terminated(1); // older than the watermark
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        registry.task_terminated(2);
+        assert!(waiting.as_mut().poll(&mut cx).is_ready());
+        assert_eq!(registry.live_since(watermark).len(), 0);
     }
 
     #[test]

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 use crate::options::{FIRST_SLEEP, Options};
 use crate::timer;
 
+/// The least time between two early checks (see [`settle`]).
+const EARLY_CHECK_INTERVAL: Duration = Duration::from_millis(1);
+
 /// What was still alive when the retry budget ran out (or nothing).
 #[derive(Debug)]
 pub(crate) struct Settled<T> {
@@ -29,7 +32,7 @@ pub(crate) struct Settled<T> {
 /// they spend no retry and do not move the backoff, so a runtime busy ending
 /// other tasks cannot shorten the grace period.
 ///
-/// `before_waiting` runs once, right before the first wait, if any.
+/// `before_waiting` runs once if the first look finds survivors.
 pub(crate) async fn settle<T, E: Future<Output = ()>>(
     options: &Options,
     mut survivors: impl FnMut() -> Vec<T>,
@@ -42,20 +45,20 @@ pub(crate) async fn settle<T, E: Future<Output = ()>>(
     let mut retries = 0;
     let mut next_end = ended();
     let mut left = survivors();
-    let mut before_waiting = Some(before_waiting);
+    if !left.is_empty() {
+        // Whatever the retry budget: even with none, the check goes on to
+        // dump stacks, which yields to the runtime.
+        before_waiting();
+    }
     while !left.is_empty() && retries < options.retries() {
-        if let Some(before_waiting) = before_waiting.take() {
-            before_waiting();
-        }
         tokio::task::yield_now().await;
         let deadline = Instant::now() + sleep;
         loop {
             let cut_short = timer::until_or(deadline, next_end).await;
-            if !cut_short {
-                next_end = ended();
+            next_end = ended();
+            if !cut_short || Instant::now() >= deadline {
                 break;
             }
-            next_end = ended();
             left = survivors();
             if left.is_empty() {
                 return Settled {
@@ -64,6 +67,9 @@ pub(crate) async fn settle<T, E: Future<Output = ()>>(
                     waited: start.elapsed(),
                 };
             }
+            // Tasks the test spawned may be ending in a stream: re-check at
+            // most once a millisecond, and let the runtime run meanwhile.
+            timer::pause(EARLY_CHECK_INTERVAL.min(deadline.saturating_duration_since(Instant::now()))).await;
         }
         between();
         sleep = (sleep * 2).min(options.sleep_cap());
@@ -116,6 +122,22 @@ mod tests {
         ));
         assert!(settled.survivors.is_empty());
         assert_eq!(settled.retries, 3);
+    }
+
+    #[test]
+    fn survivors_are_guarded_even_with_no_retry_to_spend() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let mut armed = false;
+        let options = Options::new().max_retries(0);
+        let settled = runtime.block_on(settle(
+            &options,
+            || vec![1],
+            || {},
+            std::future::pending::<()>,
+            || armed = true,
+        ));
+        assert_eq!(settled.retries, 0);
+        assert!(armed, "the watchdog must be armed before the dump that follows");
     }
 
     #[test]

@@ -31,7 +31,7 @@ use crate::settle::settle;
 pub struct Snapshot {
     tracker: Tracker,
     handle: Handle,
-    /// Tasks with a higher id were spawned after the snapshot.
+    /// Tasks with a higher spawn sequence number were spawned after it.
     watermark: u64,
     before_count: usize,
 }
@@ -223,7 +223,7 @@ impl Snapshot {
                 fresh
             },
             || samples = (std::mem::take(&mut samples.1), poll_slots::sample()),
-            || registry.next_end(),
+            || registry.next_end(self.watermark),
             || _guard = guard_waits.take().map(|arm| arm()),
         )
         .await;

@@ -242,10 +242,11 @@ fn is_runtime_internal(function: &str) -> bool {
         "taskleak::",
         // tokio's `tracing` feature wraps each task in an `Instrumented`.
         "tracing::instrument::",
-        "__rust",
-        "rust_",
     ];
-    INTERNAL.iter().any(|prefix| function.starts_with(prefix))
+    // Unwinding glue (`rust_begin_unwind`, `__rust_try`): bare symbols, never
+    // a path, so a user crate named `rust_service` is not mistaken for it.
+    let glue = !function.contains("::") && (function.starts_with("rust_") || function.starts_with("__rust"));
+    glue || INTERNAL.iter().any(|prefix| function.starts_with(prefix))
 }
 
 /// `<tokio::sync::notify::Notified as core::future::future::Future>::poll::h0123…`
@@ -439,6 +440,13 @@ mod tests {
             crate_of_path("/home/u/.cargo/registry/src/idx/serde_json-1.0.1/src/de.rs"),
             Some("serde_json")
         );
+    }
+
+    #[test]
+    fn only_bare_unwinding_symbols_are_glue() {
+        assert!(is_runtime_internal("rust_begin_unwind"));
+        assert!(is_runtime_internal("__rust_try"));
+        assert!(!is_runtime_internal("rust_service::worker::run"));
     }
 
     #[test]

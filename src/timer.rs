@@ -96,23 +96,33 @@ pub(crate) fn wake_at(deadline: Instant, waker: Waker) {
 #[derive(Debug)]
 pub(crate) struct Delay {
     deadline: Instant,
+    /// The waker the timer thread holds, so a re-poll registers only when
+    /// the task to wake has changed.
+    registered: Option<Waker>,
 }
 
 pub(crate) fn delay(duration: Duration) -> Delay {
     Delay {
         deadline: Instant::now() + duration,
+        registered: None,
     }
 }
 
 impl Future for Delay {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if Instant::now() >= self.deadline {
             return Poll::Ready(());
         }
-        // Register on every poll: a stale waker is woken harmlessly.
-        wake_at(self.deadline, cx.waker().clone());
+        if !self
+            .registered
+            .as_ref()
+            .is_some_and(|waker| waker.will_wake(cx.waker()))
+        {
+            wake_at(self.deadline, cx.waker().clone());
+            self.registered = Some(cx.waker().clone());
+        }
         Poll::Pending
     }
 }
@@ -134,7 +144,10 @@ pub(crate) async fn timeout<F: Future>(limit: Duration, future: F) -> Option<F::
 /// `true` when `early` cut the wait short.
 pub(crate) async fn until_or(deadline: Instant, early: impl Future<Output = ()>) -> bool {
     let mut early = std::pin::pin!(early);
-    let mut until = Delay { deadline };
+    let mut until = Delay {
+        deadline,
+        registered: None,
+    };
     std::future::poll_fn(|cx| {
         if early.as_mut().poll(cx).is_ready() {
             return Poll::Ready(true);
