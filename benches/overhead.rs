@@ -167,6 +167,21 @@ mod spawn {
         bencher.counter(TASKS).bench_local(|| spawn_and_join(&runtime));
     }
 
+    /// tokio's own cost of having the four hooks taskleak sets, doing
+    /// nothing: what any hook-based tracker pays before doing any work.
+    #[cfg(tokio_unstable)]
+    #[divan::bench(args = [false, true])]
+    fn empty_hooks(bencher: Bencher<'_, '_>, multi_thread: bool) {
+        let mut builder = builder(multi_thread);
+        builder
+            .on_task_spawn(|_| {})
+            .on_task_terminate(|_| {})
+            .on_before_task_poll(|_| {})
+            .on_after_task_poll(|_| {});
+        let runtime = builder.enable_all().build().expect("runtime");
+        bencher.counter(TASKS).bench_local(|| spawn_and_join(&runtime));
+    }
+
     #[divan::bench(args = [false, true])]
     fn hooked(bencher: Bencher<'_, '_>, multi_thread: bool) {
         let tracker = Tracker::new();
