@@ -96,6 +96,11 @@
 //! | `crate = "path"` | — (attribute only) | `::taskleak` | no |
 //!
 //! An invalid regex or unknown argument is a compile error pointing at it.
+//!
+//! For CI, environment variables change every check without editing tests:
+//! `TASKLEAK_MODE=warn` (report, don't fail) or `off`, and the floors
+//! `TASKLEAK_MIN_RETRIES=40` and `TASKLEAK_MIN_SLEEP_CAP=200ms` for slow
+//! machines (see `docs/options.md`).
 //! Without `tokio_unstable` the ignore rules cannot be evaluated; a leak is
 //! then reported with a note saying so.
 //!
@@ -135,6 +140,7 @@
 
 mod cause;
 mod dump;
+mod env;
 mod error;
 mod filter;
 #[cfg(tokio_unstable)]

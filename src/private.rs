@@ -11,6 +11,7 @@ use std::time::Duration;
 
 pub use tokio;
 
+use crate::env::{Mode, Settings};
 use crate::options::{DUMP_TIMEOUT, Options};
 use crate::registry::Tracker;
 use crate::report::LeakReport;
@@ -122,13 +123,22 @@ pub fn run_tokio_test<T>(
     is_failure: impl Fn(&T) -> bool,
     body: Pin<&mut dyn Future<Output = T>>,
 ) -> T {
-    let options = spec.options().unwrap_or_else(|error| panic!("taskleak: {error}"));
+    let settings = Settings::from_env().unwrap_or_else(|error| panic!("taskleak: {error}"));
+    let options = settings.apply(spec.options().unwrap_or_else(|error| panic!("taskleak: {error}")));
     let test = spec.test_path();
     let mut builder = match spec.flavor {
         Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread(),
         Flavor::MultiThread => tokio::runtime::Builder::new_multi_thread(),
     };
     configure(&mut builder);
+    if settings.mode == Mode::Off {
+        // Exactly what `#[tokio::test]` would have done.
+        let runtime = builder
+            .enable_all()
+            .build()
+            .unwrap_or_else(|error| panic!("taskleak: failed building the test's tokio runtime: {error}"));
+        return runtime.block_on(body);
+    }
     let tracker = Tracker::new();
     tracker.install(&mut builder);
     #[cfg(tokio_unstable)]
@@ -185,21 +195,24 @@ pub fn run_tokio_test<T>(
     } else {
         runtime.shutdown_timeout(CLEAN_SHUTDOWN_LIMIT);
     }
-    conclude(outcome, report, is_failure, spec.should_panic)
+    // A leak fails the test unless it would stand in for the panic a
+    // `#[should_panic]` test expects, or the environment says warn.
+    let leaks_fail = !spec.should_panic && settings.mode == Mode::Fail;
+    conclude(outcome, report, is_failure, leaks_fail)
 }
 
-/// The test's verdict: its own panic or error first, the leak report after.
-/// A leak never stands in for the panic a `#[should_panic]` test expects.
+/// The test's verdict: its own panic or error first, the leak report after;
+/// a leak fails the test only if `leaks_fail`.
 #[track_caller]
 fn conclude<T>(
     outcome: Result<T, Box<dyn Any + Send>>,
     report: Option<LeakReport>,
     is_failure: impl Fn(&T) -> bool,
-    should_panic: bool,
+    leaks_fail: bool,
 ) -> T {
     match (outcome, report) {
         (Ok(output), None) => output,
-        (Ok(output), Some(report)) if should_panic || is_failure(&output) => {
+        (Ok(output), Some(report)) if !leaks_fail || is_failure(&output) => {
             eprintln!("{report}");
             output
         }

@@ -19,14 +19,22 @@ fn fixture_dir() -> PathBuf {
 }
 
 fn cargo_test(args: &[&str]) -> Output {
+    cargo_test_with(args, &[])
+}
+
+fn cargo_test_with(args: &[&str], env: &[(&str, &str)]) -> Output {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    Command::new(cargo)
+    let mut command = Command::new(cargo);
+    command
         .args(["test", "-p", "taskleak-fixture-catalogue"])
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("cargo runs")
+        .env("RUST_BACKTRACE", "0");
+    for name in ["TASKLEAK_MODE", "TASKLEAK_MIN_RETRIES", "TASKLEAK_MIN_SLEEP_CAP"] {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().copied());
+    command.output().expect("cargo runs")
 }
 
 /// Each test of the fixture's lib: passed or not, and its captured output.
@@ -593,4 +601,49 @@ fn a_task_that_blocks_the_checks_thread_ends_the_process_with_a_report() {
         assert!(stderr.contains(&format!("spawned at {site}")), "{stderr}");
         assert!(stderr.contains("running, never yielded"), "{stderr}");
     }
+}
+
+/// One fixture test, run alone with the given environment.
+fn run_alone(test: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let output = cargo_test_with(&["--lib", "--", "--exact", test, "--nocapture"], env);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(text.contains("running 1 test"), "{test} did not run:\n{text}");
+    (output.status.success(), text)
+}
+
+#[test]
+fn ci_can_turn_checks_off_or_into_warnings_without_editing_tests() {
+    let leaky = "row01_endless_loop::tests::leaky_endless_loop";
+    let (passed, text) = run_alone(leaky, &[("TASKLEAK_MODE", "off")]);
+    assert!(passed && !text.contains("taskleak:"), "{text}");
+    let (passed, text) = run_alone(leaky, &[("TASKLEAK_MODE", "warn")]);
+    assert!(passed && text.contains("taskleak: 1 task leaked by"), "{text}");
+    let (passed, text) = run_alone(leaky, &[("TASKLEAK_MODE", "loud")]);
+    assert!(
+        !passed && text.contains(r#"TASKLEAK_MODE="loud" is not a mode; use `fail`, `warn` or `off`"#),
+        "{text}"
+    );
+}
+
+#[test]
+fn ci_can_raise_the_retry_budget_of_every_check() {
+    // `max_retries = 0` fails on a straggler ending 30 ms later; a floor of
+    // 20 retries (and the default 100 ms sleep cap) gives it the time.
+    let straggler = "behaviour::leaky_with_no_grace_period";
+    let (passed, _) = run_alone(straggler, &[]);
+    assert!(!passed);
+    let (passed, text) = run_alone(
+        straggler,
+        &[("TASKLEAK_MIN_RETRIES", "20"), ("TASKLEAK_MIN_SLEEP_CAP", "100ms")],
+    );
+    assert!(passed, "{text}");
+    let (passed, text) = run_alone(straggler, &[("TASKLEAK_MIN_RETRIES", "lots")]);
+    assert!(
+        !passed && text.contains(r#"TASKLEAK_MIN_RETRIES="lots" is not a whole number"#),
+        "{text}"
+    );
 }
