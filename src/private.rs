@@ -133,11 +133,7 @@ pub fn run_tokio_test<T>(
     configure(&mut builder);
     if settings.mode == Mode::Off {
         // Exactly what `#[tokio::test]` would have done.
-        let runtime = builder
-            .enable_all()
-            .build()
-            .unwrap_or_else(|error| panic!("taskleak: failed building the test's tokio runtime: {error}"));
-        return runtime.block_on(body);
+        return build(&mut builder).block_on(body);
     }
     let tracker = Tracker::new();
     tracker.install(&mut builder);
@@ -147,10 +143,7 @@ pub fn run_tokio_test<T>(
         crate::names::capture_on_runtime_threads(&mut builder);
         crate::names::capture_on_this_thread()
     });
-    let runtime = builder
-        .enable_all()
-        .build()
-        .unwrap_or_else(|error| panic!("taskleak: failed building the test's tokio runtime: {error}"));
+    let runtime = build(&mut builder);
 
     let (outcome, report) = runtime.block_on(async {
         // The tracker is ours and installed: no need for the probe spawn
@@ -199,6 +192,14 @@ pub fn run_tokio_test<T>(
     // `#[should_panic]` test expects, or the environment says warn.
     let leaks_fail = !spec.should_panic && settings.mode == Mode::Fail;
     conclude(outcome, report, is_failure, leaks_fail)
+}
+
+#[track_caller]
+fn build(builder: &mut tokio::runtime::Builder) -> tokio::runtime::Runtime {
+    builder
+        .enable_all()
+        .build()
+        .unwrap_or_else(|error| panic!("taskleak: failed building the test's tokio runtime: {error}"))
 }
 
 /// The test's verdict: its own panic or error first, the leak report after;

@@ -107,7 +107,6 @@ impl Snapshot {
     #[cfg_attr(tokio_unstable, allow(dead_code))]
     async fn check_count<G>(&self, options: &Options, guard_waits: impl FnOnce() -> G) -> Option<LeakReport> {
         let before = self.before_count;
-        let mut guard_waits = Some(guard_waits);
         let mut _guard = None;
         let settled = settle(
             options,
@@ -115,7 +114,7 @@ impl Snapshot {
             || {},
             // Without hooks nothing says when a task ends: plain backoff.
             std::future::pending::<()>,
-            || _guard = guard_waits.take().map(|arm| arm()),
+            || _guard = Some(guard_waits()),
         )
         .await;
         if settled.survivors.is_empty() {
@@ -209,7 +208,6 @@ impl Snapshot {
         use std::sync::Arc;
 
         let registry = &self.tracker.registry;
-        let mut guard_waits = Some(guard_waits);
         let mut _guard = None;
         let mut samples = (Vec::new(), poll_slots::sample());
         let settled = settle(
@@ -224,7 +222,7 @@ impl Snapshot {
             },
             || samples = (std::mem::take(&mut samples.1), poll_slots::sample()),
             || registry.next_end(self.watermark),
-            || _guard = guard_waits.take().map(|arm| arm()),
+            || _guard = Some(guard_waits()),
         )
         .await;
         if settled.survivors.is_empty() {
