@@ -75,9 +75,7 @@ mod platform {
                 limit.as_secs_f64()
             ));
         };
-        let cwd = std::env::current_dir()
-            .ok()
-            .and_then(|dir| dir.to_str().map(str::to_owned));
+        let cwd = crate::stack::source_root();
         // Resolving symbols is the expensive part, and leaks come in crowds of
         // identical tasks: resolve one task per distinct unresolved trace, and
         // share the result. The trace's `Debug` lists its frames' instruction

@@ -325,6 +325,22 @@ fn is_local_path(file: &str, cwd: Option<&str>) -> bool {
     !file.starts_with('/') || cwd.is_some_and(|cwd| file.starts_with(cwd))
 }
 
+/// The directory paths in reports are relative to: the workspace root
+/// around the current directory (the nearest ancestor whose `Cargo.toml`
+/// has a `[workspace]` table), which is what the compiler's spawn-site paths
+/// are relative to; the current directory when there is no workspace.
+pub(crate) fn source_root() -> Option<String> {
+    let cwd = std::env::current_dir().ok()?;
+    let root = cwd
+        .ancestors()
+        .find(|dir| {
+            std::fs::read_to_string(dir.join("Cargo.toml"))
+                .is_ok_and(|manifest| manifest.lines().any(|line| line.trim() == "[workspace]"))
+        })
+        .unwrap_or(&cwd);
+    root.to_str().map(str::to_owned)
+}
+
 /// Shortens a compiler path for humans: relative to `cwd` when under it,
 /// `crate-1.2.3/src/…` for registry crates, `library/…` for std.
 pub(crate) fn shorten_path(file: &str, cwd: Option<&str>) -> String {
@@ -440,6 +456,13 @@ mod tests {
             crate_of_path("/home/u/.cargo/registry/src/idx/serde_json-1.0.1/src/de.rs"),
             Some("serde_json")
         );
+    }
+
+    #[test]
+    fn paths_are_relative_to_the_workspace_root() {
+        // This crate's tests run in its own directory, the workspace root.
+        let root = source_root().expect("a root");
+        assert!(std::path::Path::new(&root).join("leak-macros").is_dir(), "{root}");
     }
 
     #[test]
