@@ -73,6 +73,12 @@ impl Snapshot {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
+    /// When tasks leaked, shut the runtime down with
+    /// `Runtime::shutdown_background` rather than dropping it: dropping waits
+    /// for every task, and a leaked task that never yields never ends (nor
+    /// does a worker left waiting by a task dump that could not finish,
+    /// tokio issue #7478). `#[verify_no_leaks]` does this for you.
+    ///
     /// # Errors
     ///
     /// The [`LeakReport`] of the tasks that leaked.
