@@ -214,16 +214,14 @@ impl Registry {
     }
 
     /// The live tasks spawned after `watermark`, each with its record.
+    /// Unordered: called on every re-check; reports order their groups.
     pub(crate) fn live_since(&self, watermark: u64) -> Vec<(u64, TaskRecord)> {
-        let mut fresh: Vec<_> = self
-            .lock()
+        self.lock()
             .tasks
             .iter()
             .filter(|(_, record)| record.seq > watermark)
             .map(|(id, record)| (*id, record.clone()))
-            .collect();
-        fresh.sort_unstable_by_key(|(id, _)| *id);
-        fresh
+            .collect()
     }
 
     pub(crate) fn is_live(&self, id: u64) -> bool {

@@ -280,6 +280,9 @@ pub(crate) fn group(survivors: Vec<Survivor>) -> Vec<LeakGroup> {
             .cmp(&waiter(b))
             .then_with(|| b.count().cmp(&a.count()))
             .then_with(|| a.spawned_at.cmp(&b.spawned_at))
+            // Ids are sorted within each group: the lowest decides ties, so
+            // the order never depends on how survivors were collected.
+            .then_with(|| a.task_ids.first().cmp(&b.task_ids.first()))
     });
     groups
 }
