@@ -1,7 +1,10 @@
 //! What taskleak costs, each figure beside its baseline in the same run:
 //!
 //! - `whole_test`: a trivial `#[tokio::test]` (build the runtime, run the
-//!   body, drop the runtime) with and without taskleak's check;
+//!   body, drop the runtime) with and without taskleak's check, with and
+//!   without its thread check;
+//! - `sync_test`: a trivial `#[test]` that starts and joins one thread, with
+//!   and without the thread check;
 //! - `check`: one clean check (snapshot + verify) on a runtime that already
 //!   has 0, 10 or 1 000 tasks, against running the same body unchecked;
 //! - `spawn`: spawning and joining 1 000 tasks with and without the hooks;
@@ -20,7 +23,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use divan::Bencher;
-use taskleak::__private::{Flavor, TestSpec, run_tokio_test};
+use taskleak::__private::{Flavor, TestSpec, run_sync_test, run_tokio_test};
 use taskleak::{Options, Tracker};
 
 fn main() {
@@ -44,6 +47,10 @@ fn builder(multi_thread: bool) -> tokio::runtime::Builder {
 }
 
 fn spec(multi_thread: bool) -> TestSpec {
+    spec_with_threads(multi_thread, true)
+}
+
+fn spec_with_threads(multi_thread: bool, check_threads: bool) -> TestSpec {
     TestSpec {
         module: "bench",
         name: "trivial",
@@ -59,6 +66,8 @@ fn spec(multi_thread: bool) -> TestSpec {
         ignore_top_function: &[],
         ignore_any_function: &[],
         ignore_spawned_at: &[],
+        ignore_thread_name: &[],
+        check_threads,
     }
 }
 
@@ -77,10 +86,20 @@ mod whole_test {
     /// What `#[taskleak::verify_no_leaks] #[tokio::test]` does.
     #[divan::bench(args = FLAVORS)]
     fn checked(multi_thread: bool) {
+        run_checked(multi_thread, true);
+    }
+
+    /// The same with `threads = false`: tasks only.
+    #[divan::bench(args = FLAVORS)]
+    fn checked_tasks_only(multi_thread: bool) {
+        run_checked(multi_thread, false);
+    }
+
+    fn run_checked(multi_thread: bool, check_threads: bool) {
         let body = std::pin::pin!(trivial_body());
         let body: std::pin::Pin<&mut dyn Future<Output = ()>> = body;
         run_tokio_test(
-            spec(multi_thread),
+            spec_with_threads(multi_thread, check_threads),
             |builder| {
                 if multi_thread {
                     builder.worker_threads(2);
@@ -89,6 +108,27 @@ mod whole_test {
             |_: &()| false,
             body,
         );
+    }
+}
+
+mod sync_test {
+    use super::*;
+
+    fn body() {
+        let thread = std::thread::spawn(|| 1 + 1);
+        assert_eq!(thread.join().ok(), Some(2));
+    }
+
+    /// What `#[test]` does.
+    #[divan::bench]
+    fn plain() {
+        body();
+    }
+
+    /// What `#[taskleak::verify_no_leaks] #[test]` does.
+    #[divan::bench]
+    fn checked() {
+        run_sync_test(spec(false), |_: &()| false, body);
     }
 }
 

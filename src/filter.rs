@@ -1,7 +1,9 @@
-//! Ignore rules applied to survivors: by spawn site, innermost frame, or any frame.
+//! Ignore rules applied to survivors: tasks by spawn site, innermost frame or
+//! any frame; threads by name and by the same frame rules on native stacks.
 
 use crate::options::IgnoreRules;
 use crate::report::Survivor;
+use crate::stack::StackFrame;
 
 impl IgnoreRules {
     /// Whether a task spawned at `site` is ignored by a spawn-site rule
@@ -21,6 +23,22 @@ impl IgnoreRules {
                 .stack
                 .all_functions()
                 .any(|name| self.any_function.iter().any(|rule| rule.is_match(name)))
+    }
+    /// Whether `ignore_thread_name` matches the kernel name of a thread.
+    pub(crate) fn ignores_thread_name(&self, name: &str) -> bool {
+        self.thread_name.iter().any(|rule| rule.is_match(name))
+    }
+
+    /// Whether any rule matches a leaked thread: its name, or the function
+    /// rules applied to its native stack (top = the call it is blocked in).
+    pub(crate) fn ignores_thread(&self, name: &str, stack: &[StackFrame]) -> bool {
+        self.ignores_thread_name(name)
+            || stack
+                .last()
+                .is_some_and(|top| self.top_function.iter().any(|rule| rule.is_match(top.function())))
+            || stack
+                .iter()
+                .any(|frame| self.any_function.iter().any(|rule| rule.is_match(frame.function())))
     }
 }
 

@@ -143,14 +143,19 @@ mod dump;
 mod env;
 mod error;
 mod filter;
+mod isolation;
 #[cfg(tokio_unstable)]
 mod names;
+mod native_stack;
 mod options;
+mod proc_threads;
 mod registry;
 mod report;
 mod settle;
 mod snapshot;
 mod stack;
+mod thread_check;
+mod thread_report;
 mod timer;
 mod watchdog;
 
@@ -170,6 +175,7 @@ pub use registry::Tracker;
 pub use report::{Detail, LeakGroup, LeakReport, TaskState};
 pub use snapshot::Snapshot;
 pub use stack::{AsyncStack, StackFrame};
+pub use thread_report::{ThreadGroup, ThreadState};
 
 /// Fails the test if it leaves tokio tasks running; goes **above**
 /// `#[tokio::test]`.

@@ -42,27 +42,49 @@ pub(crate) fn capture_on_this_thread() -> Option<DefaultGuard> {
     unobserved.then(|| dispatcher::set_default(shared()))
 }
 
-/// Has every thread of the runtime `builder` builds capture names (sets
-/// its `on_thread_start`/`on_thread_stop` hooks).
-pub(crate) fn capture_on_runtime_threads(builder: &mut tokio::runtime::Builder) {
-    thread_local! {
-        static GUARD: RefCell<Option<DefaultGuard>> = const { RefCell::new(None) };
+/// What the test runtime's threads do about names as they start and stop:
+/// when names are asked for, each makes the name-reading subscriber its
+/// default for its life.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RuntimeThreadHooks {
+    task_names: bool,
+}
+
+thread_local! {
+    static GUARD: RefCell<Option<DefaultGuard>> = const { RefCell::new(None) };
+}
+
+impl RuntimeThreadHooks {
+    pub(crate) fn new(task_names: bool) -> Self {
+        RuntimeThreadHooks { task_names }
     }
-    builder
-        .on_thread_start(|| {
+
+    pub(crate) fn on_start(&self) {
+        if self.task_names {
             let _ = GUARD.try_with(|guard| *guard.borrow_mut() = capture_on_this_thread());
-        })
-        .on_thread_stop(|| {
-            let _ = GUARD.try_with(|guard| guard.borrow_mut().take());
-        });
+        }
+    }
+
+    pub(crate) fn on_stop(&self) {
+        let _ = GUARD.try_with(|guard| guard.borrow_mut().take());
+    }
 }
 
 fn shared() -> &'static Dispatch {
     static DISPATCH: OnceLock<Dispatch> = OnceLock::new();
+    static SECOND: OnceLock<Dispatch> = OnceLock::new();
     DISPATCH.get_or_init(|| {
-        Dispatch::new(NameReader {
+        let reader = Dispatch::new(NameReader {
             next_span: AtomicU64::new(1),
-        })
+        });
+        // While one dispatcher is registered, tracing-core decides a
+        // callsite's interest from the default of whichever thread first
+        // hits it: a thread without this reader would disable tokio's spawn
+        // span for good. A second registered dispatcher (which never
+        // becomes anyone's default) makes it ask every registered one.
+        SECOND.get_or_init(|| Dispatch::new(NoSubscriber::default()));
+        tracing_core::callsite::rebuild_interest_cache();
+        reader
     })
 }
 

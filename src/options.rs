@@ -65,6 +65,7 @@ pub const DUMP_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Options {
     max_retries: u32,
     max_sleep: Duration,
+    check_threads: bool,
     pub(crate) ignore: IgnoreRules,
 }
 
@@ -80,6 +81,7 @@ impl Options {
         Self {
             max_retries: DEFAULT_MAX_RETRIES,
             max_sleep: DEFAULT_MAX_SLEEP,
+            check_threads: true,
             ignore: IgnoreRules::default(),
         }
     }
@@ -164,6 +166,46 @@ impl Options {
         Ok(self)
     }
 
+    /// Ignores a leaked thread whose name matches `regex`. The name is the
+    /// kernel's: at most 15 bytes of the name given to
+    /// `std::thread::Builder::name` (so `"my-background-poller"` is seen as
+    /// `"my-background-p"`).
+    ///
+    /// ```
+    /// let options = taskleak::Options::new().ignore_thread_name(r"^metrics-")?;
+    /// # Ok::<(), taskleak::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidRegex`] when `regex` does not compile.
+    pub fn ignore_thread_name(mut self, regex: &str) -> Result<Self, Error> {
+        self.ignore.thread_name.push(compile("ignore_thread_name", regex)?);
+        Ok(self)
+    }
+
+    /// Whether `#[verify_no_leaks]` checks threads as well as tasks (the
+    /// default). Thread-checked tests take turns; turning thread checks off
+    /// lets a test run alongside others again.
+    ///
+    /// ```
+    /// let options = taskleak::Options::new().check_threads(false);
+    /// assert!(!options.checks_threads());
+    /// ```
+    pub fn check_threads(mut self, check: bool) -> Self {
+        self.check_threads = check;
+        self
+    }
+
+    /// Whether threads are checked; see [`Options::check_threads`].
+    ///
+    /// ```
+    /// assert!(taskleak::Options::new().checks_threads());
+    /// ```
+    pub fn checks_threads(&self) -> bool {
+        self.check_threads
+    }
+
     /// The configured retry count.
     ///
     /// ```
@@ -194,6 +236,7 @@ impl fmt::Debug for Options {
         f.debug_struct("Options")
             .field("max_retries", &self.max_retries)
             .field("max_sleep", &self.max_sleep)
+            .field("check_threads", &self.check_threads)
             .field("ignore", &self.ignore)
             .finish()
     }
@@ -205,11 +248,15 @@ pub(crate) struct IgnoreRules {
     pub(crate) top_function: Vec<Regex>,
     pub(crate) any_function: Vec<Regex>,
     pub(crate) spawned_at: Vec<Regex>,
+    pub(crate) thread_name: Vec<Regex>,
 }
 
 impl IgnoreRules {
     pub(crate) fn is_empty(&self) -> bool {
-        self.top_function.is_empty() && self.any_function.is_empty() && self.spawned_at.is_empty()
+        self.top_function.is_empty()
+            && self.any_function.is_empty()
+            && self.spawned_at.is_empty()
+            && self.thread_name.is_empty()
     }
 
     /// Whether any rule needs a task's stack (and so a task dump) to decide.
@@ -225,6 +272,7 @@ impl fmt::Debug for IgnoreRules {
             .field("top_function", &patterns(&self.top_function))
             .field("any_function", &patterns(&self.any_function))
             .field("spawned_at", &patterns(&self.spawned_at))
+            .field("thread_name", &patterns(&self.thread_name))
             .finish()
     }
 }

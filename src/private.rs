@@ -12,10 +12,13 @@ use std::time::Duration;
 pub use tokio;
 
 use crate::env::{Mode, Settings};
+use crate::isolation::InFlight;
 use crate::options::{DUMP_TIMEOUT, Options};
 use crate::registry::Tracker;
 use crate::report::LeakReport;
 use crate::snapshot::Snapshot;
+use crate::thread_check::{RuntimeThreads, ThreadSnapshot};
+use crate::thread_report::ThreadSection;
 use crate::{settle, watchdog};
 
 /// How long a clean test's runtime may take to shut down (blocking work
@@ -54,6 +57,10 @@ pub struct TestSpec {
     pub ignore_any_function: &'static [&'static str],
     /// `ignore_spawned_at = "…"`, each.
     pub ignore_spawned_at: &'static [&'static str],
+    /// `ignore_thread_name = "…"`, each.
+    pub ignore_thread_name: &'static [&'static str],
+    /// `threads = false` turns thread checks off.
+    pub check_threads: bool,
 }
 
 impl TestSpec {
@@ -74,7 +81,10 @@ impl TestSpec {
         for rule in self.ignore_spawned_at {
             options = options.ignore_spawned_at(rule)?;
         }
-        Ok(options)
+        for rule in self.ignore_thread_name {
+            options = options.ignore_thread_name(rule)?;
+        }
+        Ok(options.check_threads(self.check_threads))
     }
 
     /// The test's path as libtest prints it: the module path without the
@@ -137,13 +147,18 @@ pub fn run_tokio_test<T>(
     }
     let tracker = Tracker::new();
     tracker.install(&mut builder);
+    let runtime_threads = RuntimeThreads::default();
+    // `#[tokio::test]` has no thread hooks of its own to preserve.
+    runtime_thread_hooks(&mut builder, &runtime_threads, spec.task_names);
     #[cfg(tokio_unstable)]
-    let _names = spec.task_names.then(|| {
-        // `#[tokio::test]` has no thread hooks of its own to preserve.
-        crate::names::capture_on_runtime_threads(&mut builder);
-        crate::names::capture_on_this_thread()
-    });
+    let _names = spec.task_names.then(crate::names::capture_on_this_thread);
+    let in_flight = options.checks_threads().then(InFlight::enter);
+    let _turn = in_flight.as_ref().map(InFlight::take_turn);
     let runtime = build(&mut builder);
+    // After the build: a multi-thread runtime's workers are not the test's.
+    let threads = in_flight
+        .as_ref()
+        .map(|in_flight| ThreadSnapshot::take(&test, in_flight, runtime_threads));
 
     let (outcome, report) = runtime.block_on(async {
         // The tracker is ours and installed: no need for the probe spawn
@@ -185,13 +200,70 @@ pub fn run_tokio_test<T>(
     if report.is_some() {
         // A leaked task may never yield or end: do not wait for it.
         runtime.shutdown_background();
+    } else if threads.is_some() {
+        // Blocking-pool threads still running a closure past the grace
+        // period are leaks the thread check reports.
+        runtime.shutdown_timeout(settle::budget(&options));
     } else {
         runtime.shutdown_timeout(CLEAN_SHUTDOWN_LIMIT);
     }
+    let report = with_threads(report, threads.map(|threads| threads.check(&options)), &test);
     // A leak fails the test unless it would stand in for the panic a
     // `#[should_panic]` test expects, or the environment says warn.
     let leaks_fail = !spec.should_panic && settings.mode == Mode::Fail;
     conclude(outcome, report, is_failure, leaks_fail)
+}
+
+/// Runs one `#[verify_no_leaks] #[test]` body: a thread check.
+#[track_caller]
+pub fn run_sync_test<T>(spec: TestSpec, is_failure: impl Fn(&T) -> bool, body: impl FnOnce() -> T) -> T {
+    let settings = Settings::from_env().unwrap_or_else(|error| panic!("taskleak: {error}"));
+    let options = settings.apply(spec.options().unwrap_or_else(|error| panic!("taskleak: {error}")));
+    if settings.mode == Mode::Off || !options.checks_threads() {
+        return body();
+    }
+    let test = spec.test_path();
+    let in_flight = InFlight::enter();
+    let _turn = in_flight.take_turn();
+    let snapshot = ThreadSnapshot::take(&test, &in_flight, RuntimeThreads::default());
+    let outcome = panic::catch_unwind(AssertUnwindSafe(body));
+    let report = with_threads(None, Some(snapshot.check(&options)), &test);
+    let leaks_fail = !spec.should_panic && settings.mode == Mode::Fail;
+    conclude(outcome, report, is_failure, leaks_fail)
+}
+
+/// Records the runtime's threads as they start, and has them read task
+/// names when asked.
+fn runtime_thread_hooks(builder: &mut tokio::runtime::Builder, threads: &RuntimeThreads, task_names: bool) {
+    let threads = threads.clone();
+    #[cfg(tokio_unstable)]
+    let hooks = crate::names::RuntimeThreadHooks::new(task_names);
+    #[cfg(not(tokio_unstable))]
+    let _ = task_names;
+    builder.on_thread_start(move || {
+        threads.record_current();
+        #[cfg(tokio_unstable)]
+        hooks.on_start();
+    });
+    #[cfg(tokio_unstable)]
+    builder.on_thread_stop(move || hooks.on_stop());
+}
+
+/// Adds what the thread check found to the task report, or makes a report
+/// of it alone.
+fn with_threads(report: Option<LeakReport>, threads: Option<ThreadSection>, test: &str) -> Option<LeakReport> {
+    let Some(threads) = threads else {
+        return report;
+    };
+    let found = !threads.leaked.is_empty() || !threads.unattributed.is_empty();
+    match report {
+        Some(mut report) => {
+            report.threads = threads;
+            Some(report)
+        }
+        None if found => Some(LeakReport::of_threads(test, threads)),
+        None => None,
+    }
 }
 
 #[track_caller]
@@ -213,7 +285,7 @@ fn conclude<T>(
 ) -> T {
     match (outcome, report) {
         (Ok(output), None) => output,
-        (Ok(output), Some(report)) if !leaks_fail || is_failure(&output) => {
+        (Ok(output), Some(report)) if !leaks_fail || is_failure(&output) || !report.is_leak() => {
             eprintln!("{report}");
             output
         }

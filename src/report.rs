@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::cause::Cause;
 use crate::stack::AsyncStack;
+use crate::thread_report::{self, ThreadGroup, ThreadSection};
 
 /// The tasks a check found still alive, grouped. This is the error of
 /// [`Snapshot::verify`](crate::Snapshot::verify); `#[verify_no_leaks]`
@@ -34,6 +35,7 @@ pub struct LeakReport {
     pub(crate) groups: Vec<LeakGroup>,
     pub(crate) detail: Detail,
     pub(crate) notes: Vec<String>,
+    pub(crate) threads: ThreadSection,
 }
 
 /// How much a report could say about each task.
@@ -149,6 +151,63 @@ impl LeakReport {
         (self.retries, self.waited)
     }
 
+    /// How many threads the test leaked (after ignore rules).
+    ///
+    /// ```
+    /// # fn show(report: &taskleak::LeakReport) { println!("{}", report.leaked_threads()); }
+    /// ```
+    pub fn leaked_threads(&self) -> usize {
+        self.threads.leaked_count()
+    }
+
+    /// The groups of identical leaked threads, largest first.
+    ///
+    /// ```
+    /// # fn show(report: &taskleak::LeakReport) {
+    /// for group in report.thread_groups() {
+    ///     println!("{} x {}: {}", group.count(), group.name(), group.state());
+    /// }
+    /// # }
+    /// ```
+    pub fn thread_groups(&self) -> &[ThreadGroup] {
+        &self.threads.leaked
+    }
+
+    /// Threads still alive that another test running at the same time may
+    /// have started: shown, but never a failure.
+    ///
+    /// ```
+    /// # fn show(report: &taskleak::LeakReport) { println!("{}", report.unattributed_threads().len()); }
+    /// ```
+    pub fn unattributed_threads(&self) -> &[ThreadGroup] {
+        &self.threads.unattributed
+    }
+
+    /// Why the thread part of the check is inconclusive, when it is: some
+    /// threads could not be tied to the test (see
+    /// [`LeakReport::unattributed_threads`]).
+    ///
+    /// ```
+    /// # fn show(report: &taskleak::LeakReport) {
+    /// if let Some(reason) = report.inconclusive() {
+    ///     eprintln!("not judged: {reason}");
+    /// }
+    /// # }
+    /// ```
+    pub fn inconclusive(&self) -> Option<&str> {
+        self.threads.inconclusive.as_deref()
+    }
+
+    /// Whether the report shows a leak of the test's own: leaked tasks or
+    /// threads. An inconclusive report alone does not.
+    ///
+    /// ```
+    /// # fn show(report: &taskleak::LeakReport) { assert!(report.is_leak() || report.inconclusive().is_some()); }
+    /// ```
+    pub fn is_leak(&self) -> bool {
+        self.leaked > 0 || self.leaked_threads() > 0
+    }
+
     /// Remarks on what the report could not include, and why.
     ///
     /// ```
@@ -156,6 +215,27 @@ impl LeakReport {
     /// ```
     pub fn notes(&self) -> &[String] {
         &self.notes
+    }
+}
+
+impl LeakReport {
+    /// A report of leaked threads only.
+    pub(crate) fn of_threads(test: &str, threads: ThreadSection) -> Self {
+        LeakReport {
+            test: Some(test.to_owned()),
+            leaked: 0,
+            retries: threads.retries,
+            waited: threads.waited,
+            blocked: false,
+            groups: Vec::new(),
+            detail: if cfg!(tokio_unstable) {
+                Detail::Full
+            } else {
+                Detail::CountOnly
+            },
+            notes: Vec::new(),
+            threads,
+        }
     }
 }
 
@@ -305,15 +385,38 @@ impl fmt::Display for LeakReport {
             .as_deref()
             .map(|test| format!(" by `{test}`"))
             .unwrap_or_default();
-        let leaked = plural(self.leaked, "task");
+        let threads = &self.threads;
         let waited = self.waited.as_secs_f64();
-        if self.blocked {
+        if self.leaked == 0 {
+            // Threads alone: tell their own grace period.
+            let retries = plural(threads.retries as usize, "retry").replace("retrys", "retries");
+            let waited = threads.waited.as_secs_f64();
+            if threads.leaked.is_empty() {
+                let alive = plural(threads.unattributed_count(), "thread");
+                let who = who.replacen(" by ", " for ", 1);
+                writeln!(
+                    f,
+                    "taskleak: inconclusive{who}: {alive} started during the test still alive after {retries} over {waited:.2} s"
+                )?;
+            } else {
+                let leaked = plural(threads.leaked_count(), "thread");
+                writeln!(
+                    f,
+                    "taskleak: {leaked} leaked{who} (still alive after {retries} over {waited:.2} s)"
+                )?;
+            }
+        } else if self.blocked {
+            let leaked = plural(self.leaked, "task");
             writeln!(
                 f,
                 "taskleak: {leaked} leaked{who} (the check was blocked for {waited:.2} s)"
             )?;
         } else {
             let retries = plural(self.retries as usize, "retry").replace("retrys", "retries");
+            let mut leaked = plural(self.leaked, "task");
+            if !threads.leaked.is_empty() {
+                leaked = format!("{leaked} and {}", plural(threads.leaked_count(), "thread"));
+            }
             writeln!(
                 f,
                 "taskleak: {leaked} leaked{who} (still alive after {retries} over {waited:.2} s)"
@@ -323,7 +426,28 @@ impl fmt::Display for LeakReport {
             writeln!(f)?;
             write_group(f, group)?;
         }
-        if self.detail == Detail::CountOnly {
+        for group in &threads.leaked {
+            writeln!(f)?;
+            thread_report::write_group(f, group)?;
+        }
+        if let Some(reason) = &threads.inconclusive {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "  {} may belong to another test running at the same time, so {} not judged: {reason}",
+                plural(threads.unattributed_count(), "thread"),
+                if threads.unattributed_count() == 1 {
+                    "it is"
+                } else {
+                    "they are"
+                },
+            )?;
+            for group in &threads.unattributed {
+                writeln!(f)?;
+                thread_report::write_group(f, group)?;
+            }
+        }
+        if self.leaked > 0 && self.detail == Detail::CountOnly {
             writeln!(f)?;
             writeln!(
                 f,
@@ -338,7 +462,7 @@ impl fmt::Display for LeakReport {
                 writeln!(f, "      {line}")?;
             }
         }
-        for note in &self.notes {
+        for note in self.notes.iter().chain(&threads.notes) {
             writeln!(f)?;
             writeln!(f, "  note: {note}")?;
         }
@@ -459,6 +583,7 @@ mod tests {
             groups,
             detail: Detail::Full,
             notes: vec![],
+            threads: Default::default(),
         };
         std::fmt::write(&mut text, format_args!("{report}")).expect("rendered");
         assert!(text.contains(r#"(task ids 1, 2, name "refresher")"#), "{text}");
@@ -479,6 +604,7 @@ mod tests {
             ]),
             detail: Detail::Full,
             notes: vec![],
+            threads: Default::default(),
         };
         let text = report.to_string();
         assert!(
@@ -540,6 +666,7 @@ mod tests {
             ]),
             detail: Detail::Full,
             notes: vec!["no async stacks: an example note".into()],
+            threads: Default::default(),
         };
         let expected = r#"taskleak: 3 tasks leaked by `handles_request` (still alive after 20 retries over 0.43 s)
 
@@ -575,6 +702,7 @@ mod tests {
             groups: vec![],
             detail: Detail::CountOnly,
             notes: vec![],
+            threads: Default::default(),
         };
         let text = report.to_string();
         assert!(

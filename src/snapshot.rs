@@ -142,6 +142,7 @@ impl Snapshot {
             groups: Vec::new(),
             detail: Detail::CountOnly,
             notes,
+            threads: Default::default(),
         })
     }
 
@@ -201,6 +202,7 @@ impl Snapshot {
             groups,
             detail,
             notes: vec![reason.to_owned()],
+            threads: Default::default(),
         }
     }
 
@@ -309,6 +311,7 @@ impl Snapshot {
             groups: report::group(survivors),
             detail: Detail::Full,
             notes,
+            threads: Default::default(),
         })
     }
 }

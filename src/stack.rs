@@ -176,27 +176,11 @@ fn collapse(innermost_first: Vec<RawFrame>, cwd: Option<&str>) -> Vec<StackFrame
     // API a cause rule knows.
     let mut run_shows_api = false;
     for raw in innermost_first.into_iter().rev() {
-        let function = clean_symbol(&raw.name);
-        if is_runtime_internal(&function) {
+        let frame = StackFrame::of(&raw, cwd);
+        if is_runtime_internal(&frame.function) {
             continue;
         }
-        let path = raw.file.as_deref().map(|file| shorten_path(file, cwd));
-        let dependency = match &raw.file {
-            Some(file) if is_local_path(file, cwd) => None,
-            Some(file) => Some(crate_of_path(file).unwrap_or_else(|| crate_of(&function)).to_owned()),
-            None => Some(crate_of(&function).to_owned()),
-        };
-        let location = path.map(|path| match (raw.line, raw.column) {
-            (Some(line), Some(col)) => format!("{path}:{line}:{col}"),
-            (Some(line), None) => format!("{path}:{line}"),
-            _ => path,
-        });
-        let known_api = crate::cause::of_function(&function).is_some();
-        let frame = StackFrame {
-            function,
-            location,
-            dependency,
-        };
+        let known_api = crate::cause::of_function(&frame.function).is_some();
         if let Some(previous) = frames.last() {
             if previous.function == frame.function {
                 continue;
@@ -215,6 +199,75 @@ fn collapse(innermost_first: Vec<RawFrame>, cwd: Option<&str>) -> Vec<StackFrame
             }
         }
         run_shows_api |= known_api;
+        frames.push(frame);
+    }
+    frames
+}
+
+impl StackFrame {
+    /// A resolved frame as reports show it: clean name, short path, and
+    /// the crate it belongs to unless it is the workspace's own code.
+    fn of(raw: &RawFrame, cwd: Option<&str>) -> Self {
+        let function = clean_symbol(&raw.name);
+        let path = raw.file.as_deref().map(|file| shorten_path(file, cwd));
+        let dependency = match &raw.file {
+            Some(file) if is_local_path(file, cwd) => None,
+            Some(file) => Some(crate_of_path(file).unwrap_or_else(|| crate_of(&function)).to_owned()),
+            None => Some(crate_of(&function).to_owned()),
+        };
+        let location = path.map(|path| match (raw.line, raw.column) {
+            (Some(line), Some(col)) => format!("{path}:{line}:{col}"),
+            (Some(line), None) => format!("{path}:{line}"),
+            _ => path,
+        });
+        StackFrame {
+            function,
+            location,
+            dependency,
+        }
+    }
+}
+
+/// A thread's native stack as reports show it, outermost first: without the
+/// thread-start plumbing below the thread's own function, without the C
+/// library's frames (the kernel's view says what the thread is blocked in),
+/// and with each run of frames inside one dependency (or std) collapsed to
+/// its outermost frame, the call your code made.
+pub(crate) fn native_frames(innermost_first: &[RawFrame], cwd: Option<&str>) -> Vec<StackFrame> {
+    let is_plumbing = |frame: &StackFrame| {
+        let function = frame.function.trim_start_matches('<');
+        !function.contains("::")
+            || [
+                "std::",
+                "core::",
+                "alloc::",
+                "fn(",
+                "test::",
+                "tokio::runtime::",
+                "tokio::loom::",
+                "tokio::util::",
+                "tracing::instrument::",
+            ]
+            .iter()
+            .any(|prefix| function.starts_with(prefix))
+    };
+    let mut frames: Vec<StackFrame> = Vec::new();
+    let outermost_first = innermost_first
+        .iter()
+        .rev()
+        .map(|raw| StackFrame::of(raw, cwd))
+        .skip_while(is_plumbing);
+    for frame in outermost_first {
+        // C library internals (`syscall`, `__futex_abstimed_wait_common`).
+        if !frame.function.contains("::") {
+            continue;
+        }
+        if let Some(previous) = frames.last() {
+            let same_run = previous.dependency.is_some() && previous.dependency == frame.dependency;
+            if same_run || previous.function == frame.function {
+                continue;
+            }
+        }
         frames.push(frame);
     }
     frames

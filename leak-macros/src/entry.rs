@@ -9,19 +9,29 @@ use syn::spanned::Spanned;
 use syn::{Attribute, Expr, ItemFn, Lit, LitStr, MetaNameValue, Token};
 
 const OPTIONS: &str = "`max_retries`, `max_sleep`, `ignore_top_function`, `ignore_any_function`, `ignore_spawned_at`, \
-                       `task_names`, `crate`";
+                       `ignore_thread_name`, `threads`, `task_names`, `crate`";
 
 /// The attribute's own arguments.
 #[derive(Default)]
 struct Config {
     /// `crate = "path"`: where taskleak is, when renamed in Cargo.toml.
     krate: Option<syn::Path>,
-    task_names: Option<bool>,
+    task_names: Option<(bool, Span)>,
+    threads: Option<(bool, Span)>,
     max_retries: Option<u32>,
     max_sleep_nanos: Option<u64>,
     ignore_top_function: Vec<LitStr>,
     ignore_any_function: Vec<LitStr>,
     ignore_spawned_at: Vec<LitStr>,
+    ignore_thread_name: Vec<LitStr>,
+}
+
+/// What kind of test the attribute is on.
+enum TestKind {
+    /// `#[tokio::test(…)]`: tasks and threads.
+    Tokio(RuntimeConfig),
+    /// `#[test]`: threads.
+    Plain,
 }
 
 /// The `#[tokio::test(…)]` arguments taskleak applies to its own runtime.
@@ -37,13 +47,18 @@ pub(crate) fn verify_no_leaks(args: TokenStream, item: TokenStream) -> TokenStre
         Err(error) => return with_error(item, error),
     };
     let parsed = parse_config(args).and_then(|config| {
-        let (tokio_test, attrs) = split_tokio_test(&input)?;
-        let runtime = parse_tokio_test(tokio_test, &config.krate())?;
+        let (kind, attrs) = match split_test_attribute(&input)? {
+            (TestAttribute::Tokio(attr), attrs) => (TestKind::Tokio(parse_tokio_test(attr, &config.krate())?), attrs),
+            (TestAttribute::Plain, attrs) => {
+                config.check_plain_test()?;
+                (TestKind::Plain, attrs)
+            }
+        };
         check_signature(&input)?;
-        Ok((config, runtime, attrs))
+        Ok((config, kind, attrs))
     });
     match parsed {
-        Ok((config, runtime, attrs)) => generate(&input, attrs, &config, &runtime),
+        Ok((config, kind, attrs)) => generate(&input, attrs, &config, &kind),
         // Keep the user's function so that their IDE keeps working, minus
         // `#[tokio::test]`, so that the one error is all they see.
         Err(error) => with_error(without_tokio_test(input), error),
@@ -52,7 +67,9 @@ pub(crate) fn verify_no_leaks(args: TokenStream, item: TokenStream) -> TokenStre
 
 fn without_tokio_test(mut input: ItemFn) -> TokenStream {
     let before = input.attrs.len();
-    input.attrs.retain(|attr| !is_path(attr, &["tokio", "test"]));
+    input
+        .attrs
+        .retain(|attr| !is_path(attr, &["tokio", "test"]) && !is_path(attr, &["test"]));
     if input.attrs.len() != before {
         input.attrs.push(syn::parse_quote!(#[allow(dead_code)]));
     }
@@ -83,24 +100,30 @@ fn parse_config(args: TokenStream) -> syn::Result<Config> {
                 let text = string_literal(&pair.value, "max_sleep", "\"100ms\"")?;
                 set_once(&mut config.max_sleep_nanos, parse_duration(&text)?, &pair.path)?;
             }
-            "ignore_top_function" | "ignore_any_function" | "ignore_spawned_at" => {
+            "ignore_top_function" | "ignore_any_function" | "ignore_spawned_at" | "ignore_thread_name" => {
                 let pattern = string_literal(&pair.value, &key, "\"regex\"")?;
                 check_regex(&pattern, &key)?;
                 match key.as_str() {
                     "ignore_top_function" => config.ignore_top_function.push(pattern),
                     "ignore_any_function" => config.ignore_any_function.push(pattern),
+                    "ignore_thread_name" => config.ignore_thread_name.push(pattern),
                     _ => config.ignore_spawned_at.push(pattern),
                 }
             }
-            "task_names" => match literal(&pair.value) {
-                Some(Lit::Bool(flag)) => set_once(&mut config.task_names, flag.value, &pair.path)?,
-                _ => {
+            "task_names" | "threads" => {
+                let Some(Lit::Bool(flag)) = literal(&pair.value) else {
                     return Err(syn::Error::new_spanned(
                         &pair.value,
-                        "`task_names` takes `true` or `false`, e.g. `task_names = true`",
+                        format!("`{key}` takes `true` or `false`, e.g. `{key} = true`"),
                     ));
-                }
-            },
+                };
+                let slot = if key == "threads" {
+                    &mut config.threads
+                } else {
+                    &mut config.task_names
+                };
+                set_once(slot, (flag.value, pair.path.span()), &pair.path)?;
+            }
             "crate" => {
                 let path = string_literal(&pair.value, "crate", "\"my_taskleak\"")?;
                 let parsed = path.parse::<syn::Path>().map_err(|_| {
@@ -118,6 +141,24 @@ fn parse_config(args: TokenStream) -> syn::Result<Config> {
 }
 
 impl Config {
+    /// A plain `#[test]` has threads to check and no tasks.
+    fn check_plain_test(&self) -> syn::Result<()> {
+        if let Some((_, span)) = self.task_names {
+            return Err(syn::Error::new(
+                span,
+                "`task_names` names tokio tasks; a plain `#[test]` is checked for threads only",
+            ));
+        }
+        if let Some((false, span)) = self.threads {
+            return Err(syn::Error::new(
+                span,
+                "a plain `#[test]` is checked for threads only: with `threads = false` nothing is left to check; \
+                 remove the attribute instead",
+            ));
+        }
+        Ok(())
+    }
+
     /// The path generated code reaches taskleak by.
     fn krate(&self) -> TokenStream {
         match &self.krate {
@@ -202,20 +243,35 @@ fn is_path(attr: &Attribute, segments: &[&str]) -> bool {
     path.segments.len() == segments.len() && path.segments.iter().zip(segments).all(|(seg, want)| seg.ident == want)
 }
 
-/// Finds `#[tokio::test]` among the function's attributes; returns it and
-/// the other attributes, kept as they are.
-fn split_tokio_test(input: &ItemFn) -> syn::Result<(&Attribute, Vec<&Attribute>)> {
-    let mut tokio_test = None;
+/// The test attribute below `#[verify_no_leaks]`.
+enum TestAttribute<'a> {
+    Tokio(&'a Attribute),
+    Plain,
+}
+
+/// Finds `#[tokio::test]` or `#[test]` among the function's attributes;
+/// returns it and the other attributes, kept as they are.
+fn split_test_attribute(input: &ItemFn) -> syn::Result<(TestAttribute<'_>, Vec<&Attribute>)> {
+    let mut found = None;
     let mut others = Vec::new();
     for attr in &input.attrs {
-        if is_path(attr, &["tokio", "test"]) && tokio_test.is_none() {
-            tokio_test = Some(attr);
+        if found.is_none() && is_path(attr, &["tokio", "test"]) {
+            found = Some(TestAttribute::Tokio(attr));
+        } else if found.is_none() && is_path(attr, &["test"]) && matches!(attr.meta, syn::Meta::Path(_)) {
+            found = Some(TestAttribute::Plain);
         } else {
             others.push(attr);
         }
     }
-    if let Some(attr) = tokio_test {
-        return Ok((attr, others));
+    match (found, &input.sig.asyncness) {
+        (Some(TestAttribute::Plain), Some(asyncness)) => {
+            return Err(syn::Error::new_spanned(
+                asyncness,
+                "an async test needs `#[tokio::test]`, not `#[test]`, below `#[taskleak::verify_no_leaks]`",
+            ));
+        }
+        (Some(found), _) => return Ok((found, others)),
+        (None, _) => {}
     }
     // `#[tokio::test]` above us has already turned the test into a plain
     // function that builds its own runtime, out of taskleak's reach.
@@ -239,8 +295,8 @@ fn split_tokio_test(input: &ItemFn) -> syn::Result<(&Attribute, Vec<&Attribute>)
     }
     Err(syn::Error::new_spanned(
         input.sig.fn_token,
-        "`#[taskleak::verify_no_leaks]` checks tokio tests for leaked tasks: make this an `async fn` with `#[tokio::test]` \
-         below the attribute (checking plain `#[test]` functions for leaked threads is not supported yet)",
+        "`#[taskleak::verify_no_leaks]` goes on a test: put `#[test]` (or `#[tokio::test]` on an `async fn`) on the \
+         line below it; if `#[test]` is above it, move it below",
     ))
 }
 
@@ -354,7 +410,7 @@ fn check_signature(input: &ItemFn) -> syn::Result<()> {
     Ok(())
 }
 
-fn generate(input: &ItemFn, attrs: Vec<&Attribute>, config: &Config, runtime: &RuntimeConfig) -> TokenStream {
+fn generate(input: &ItemFn, attrs: Vec<&Attribute>, config: &Config, kind: &TestKind) -> TokenStream {
     let ItemFn { vis, sig, block, .. } = input;
     let krate = config.krate();
     let name = sig.ident.to_string();
@@ -369,11 +425,11 @@ fn generate(input: &ItemFn, attrs: Vec<&Attribute>, config: &Config, runtime: &R
         .into_iter()
         .partition(|attr| matches!(attr.style, syn::AttrStyle::Inner(_)));
     let should_panic = outer_attrs.iter().any(|attr| attr.path().is_ident("should_panic"));
-    let task_names = config.task_names.unwrap_or(false);
-    let flavor = if runtime.multi_thread {
-        quote!(MultiThread)
-    } else {
-        quote!(CurrentThread)
+    let task_names = config.task_names.is_some_and(|(names, _)| names);
+    let check_threads = config.threads.is_none_or(|(threads, _)| threads);
+    let flavor = match kind {
+        TestKind::Tokio(RuntimeConfig { multi_thread: true, .. }) => quote!(MultiThread),
+        _ => quote!(CurrentThread),
     };
     let option = |value: Option<TokenStream>| match value {
         Some(value) => quote!(::core::option::Option::Some(#value)),
@@ -388,36 +444,55 @@ fn generate(input: &ItemFn, attrs: Vec<&Attribute>, config: &Config, runtime: &R
     let ignore_top_function = &config.ignore_top_function;
     let ignore_any_function = &config.ignore_any_function;
     let ignore_spawned_at = &config.ignore_spawned_at;
-    let builder_calls = &runtime.builder_calls;
+    let ignore_thread_name = &config.ignore_thread_name;
+    let spec = quote! {
+        #krate::__private::TestSpec {
+            module: ::core::module_path!(),
+            name: #name,
+            flavor: #krate::__private::Flavor::#flavor,
+            should_panic: #should_panic,
+            task_names: #task_names,
+            max_retries: #max_retries,
+            max_sleep: #max_sleep,
+            ignore_top_function: &[#(#ignore_top_function),*],
+            ignore_any_function: &[#(#ignore_any_function),*],
+            ignore_spawned_at: &[#(#ignore_spawned_at),*],
+            ignore_thread_name: &[#(#ignore_thread_name),*],
+            check_threads: #check_threads,
+        }
+    };
+    let is_failure = quote! {
+        |output: &#output| {
+            #[allow(unused_imports)]
+            use #krate::__private::NotAResult as _;
+            (&#krate::__private::Outcome(output)).is_failure()
+        }
+    };
+    let run = match kind {
+        TestKind::Tokio(runtime) => {
+            let builder_calls = &runtime.builder_calls;
+            quote! {
+                let body = async #block;
+                let body = ::core::pin::pin!(body);
+                let body: ::core::pin::Pin<&mut dyn ::core::future::Future<Output = #output>> = body;
+                #krate::__private::run_tokio_test(
+                    #spec,
+                    |builder: &mut #krate::__private::tokio::runtime::Builder| { #(#builder_calls)* },
+                    #is_failure,
+                    body,
+                )
+            }
+        }
+        TestKind::Plain => quote! {
+            #krate::__private::run_sync_test(#spec, #is_failure, move || -> #output #block)
+        },
+    };
     quote! {
         #[::core::prelude::v1::test]
         #(#outer_attrs)*
         #vis #plain_sig {
             #(#inner_attrs)*
-            let body = async #block;
-            let body = ::core::pin::pin!(body);
-            let body: ::core::pin::Pin<&mut dyn ::core::future::Future<Output = #output>> = body;
-            #krate::__private::run_tokio_test(
-                #krate::__private::TestSpec {
-                    module: ::core::module_path!(),
-                    name: #name,
-                    flavor: #krate::__private::Flavor::#flavor,
-                    should_panic: #should_panic,
-                    task_names: #task_names,
-                    max_retries: #max_retries,
-                    max_sleep: #max_sleep,
-                    ignore_top_function: &[#(#ignore_top_function),*],
-                    ignore_any_function: &[#(#ignore_any_function),*],
-                    ignore_spawned_at: &[#(#ignore_spawned_at),*],
-                },
-                |builder: &mut #krate::__private::tokio::runtime::Builder| { #(#builder_calls)* },
-                |output: &#output| {
-                    #[allow(unused_imports)]
-                    use #krate::__private::NotAResult as _;
-                    (&#krate::__private::Outcome(output)).is_failure()
-                },
-                body,
-            )
+            #run
         }
     }
 }

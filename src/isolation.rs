@@ -1,0 +1,236 @@
+//! Who else may be starting threads while a test is checked: checked tests
+//! take turns, each marks the threads it starts, and a thread no test can be
+//! tied to is judged only when no unchecked test can be running alongside.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crate::proc_threads;
+
+/// How the test process runs its tests, as far as thread checks care.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Runner {
+    /// One test at a time in this process (nextest, `--test-threads=1`).
+    OneTestAtATime(&'static str),
+    /// libtest running up to this many tests at once on threads.
+    Concurrent(usize),
+}
+
+/// Reads how libtest was asked to run: `--test-threads`, then
+/// `RUST_TEST_THREADS`, then the machine's parallelism (libtest's default).
+/// nextest runs each test in a process of its own.
+pub(crate) fn runner() -> Runner {
+    runner_from(
+        std::env::args().skip(1),
+        |name| std::env::var(name).ok(),
+        || std::thread::available_parallelism().map_or(1, usize::from),
+    )
+}
+
+fn runner_from(
+    args: impl Iterator<Item = String>,
+    env: impl Fn(&str) -> Option<String>,
+    parallelism: impl FnOnce() -> usize,
+) -> Runner {
+    if env("NEXTEST_EXECUTION_MODE").as_deref() == Some("process-per-test") {
+        return Runner::OneTestAtATime("cargo nextest runs each test in a process of its own");
+    }
+    // libtest's options that take a value as the next argument.
+    const VALUED: &[&str] = &[
+        "--test-threads",
+        "--skip",
+        "--format",
+        "--logfile",
+        "--color",
+        "-Z",
+        "--shuffle-seed",
+    ];
+    let mut args = args.peekable();
+    let mut threads = None;
+    let (mut exact, mut filters) = (false, 0);
+    while let Some(arg) = args.next() {
+        if let Some(value) = arg.strip_prefix("--test-threads=") {
+            threads = value.parse().ok();
+        } else if arg == "--test-threads" {
+            threads = args.next().and_then(|value| value.parse().ok());
+        } else if VALUED.contains(&arg.as_str()) {
+            args.next();
+        } else if arg == "--exact" {
+            exact = true;
+        } else if !arg.starts_with('-') {
+            filters += 1;
+        }
+    }
+    if exact && filters == 1 {
+        return Runner::OneTestAtATime("libtest runs a single test (`--exact` and one name)");
+    }
+    let threads = threads
+        .or_else(|| env("RUST_TEST_THREADS")?.trim().parse().ok())
+        .unwrap_or_else(parallelism);
+    if threads <= 1 {
+        Runner::OneTestAtATime("libtest runs one test at a time (`--test-threads=1`)")
+    } else {
+        Runner::Concurrent(threads)
+    }
+}
+
+/// Checked tests started and not yet finished (waiting for their turn or
+/// running).
+static CHECKED_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// The threads those tests run on: started by libtest, never a leak.
+static CHECKED_THREADS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+/// Whether `tid` is the thread of a checked test in flight.
+pub(crate) fn is_checked_test_thread(tid: i32) -> bool {
+    CHECKED_THREADS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .contains(&tid)
+}
+
+/// Serializes thread-checked tests: one never sees another's threads.
+static TURN: Mutex<()> = Mutex::new(());
+
+/// A checked test's place in line; counted from before it waits for its
+/// turn until it finishes.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    tid: i32,
+}
+
+impl InFlight {
+    pub(crate) fn enter() -> Self {
+        let tid = proc_threads::current_tid();
+        CHECKED_THREADS.lock().unwrap_or_else(PoisonError::into_inner).push(tid);
+        CHECKED_IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+        InFlight { tid }
+    }
+
+    /// Waits until no other thread-checked test runs.
+    pub(crate) fn take_turn(&self) -> MutexGuard<'static, ()> {
+        // A test that panicked while holding the turn poisons nothing here.
+        TURN.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether, with the caller holding its turn, every test libtest is
+    /// running is a checked one: all of them wait for the turn and cannot
+    /// finish, so libtest starts no other test until the caller is done.
+    pub(crate) fn others_all_checked(&self, runner: &Runner) -> bool {
+        match runner {
+            Runner::OneTestAtATime(_) => true,
+            Runner::Concurrent(threads) => CHECKED_IN_FLIGHT.load(Ordering::SeqCst) >= *threads,
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        CHECKED_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+        let mut threads = CHECKED_THREADS.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(at) = threads.iter().position(|tid| *tid == self.tid) {
+            threads.swap_remove(at);
+        }
+    }
+}
+
+/// Renames the test's thread, for the kernel only, to a name no other test
+/// has: threads it starts without a name of their own inherit it, which
+/// ties them to this test through any chain of such spawns. The old name
+/// comes back on drop. (Panic messages use Rust's name, which is unchanged.)
+#[derive(Debug)]
+pub(crate) struct OwnerTag {
+    tag: Option<String>,
+    previous: Option<String>,
+}
+
+impl OwnerTag {
+    pub(crate) fn mark(test: &str) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let previous = proc_threads::current_name();
+        // The kernel keeps 15 bytes: a unique number, then what fits of the
+        // test's own name for whoever reads `top -H`.
+        let mut tag = format!("tl{}~", NEXT.fetch_add(1, Ordering::Relaxed));
+        let short = test.rsplit("::").next().unwrap_or(test);
+        tag.extend(
+            short
+                .chars()
+                .take_while(char::is_ascii)
+                .take(15usize.saturating_sub(tag.len())),
+        );
+        let tag = proc_threads::set_current_name(&tag).ok().map(|()| tag);
+        OwnerTag { tag, previous }
+    }
+
+    /// The kernel name threads of this test inherit, if the rename worked.
+    pub(crate) fn tag(&self) -> Option<&str> {
+        self.tag.as_deref()
+    }
+}
+
+impl Drop for OwnerTag {
+    fn drop(&mut self) {
+        if let (Some(_), Some(previous)) = (&self.tag, &self.previous) {
+            let _ = proc_threads::set_current_name(previous);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runner(args: &[&str], env: &[(&str, &str)]) -> Runner {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        runner_from(
+            args.iter().map(|arg| arg.to_string()),
+            |name| env.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone()),
+            || 8,
+        )
+    }
+
+    #[test]
+    fn libtest_concurrency_comes_from_args_then_env_then_the_machine() {
+        assert_eq!(runner(&[], &[]), Runner::Concurrent(8));
+        assert_eq!(
+            runner(&["--test-threads=3"], &[("RUST_TEST_THREADS", "1")]),
+            Runner::Concurrent(3)
+        );
+        assert!(matches!(
+            runner(&["--test-threads", "1"], &[]),
+            Runner::OneTestAtATime(_)
+        ));
+        assert!(matches!(
+            runner(&["filter"], &[("RUST_TEST_THREADS", "1")]),
+            Runner::OneTestAtATime(_)
+        ));
+        assert!(matches!(
+            runner(&["--exact", "t"], &[("NEXTEST_EXECUTION_MODE", "process-per-test")]),
+            Runner::OneTestAtATime(_)
+        ));
+        assert!(matches!(
+            runner(&["--exact", "a::t", "--nocapture"], &[]),
+            Runner::OneTestAtATime(_)
+        ));
+        assert_eq!(runner(&["--exact", "a::t", "b::t"], &[]), Runner::Concurrent(8));
+        assert_eq!(runner(&["--skip", "x", "a::t"], &[]), Runner::Concurrent(8));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn unnamed_threads_inherit_the_tag_and_the_name_comes_back() {
+        std::thread::spawn(|| {
+            let before = proc_threads::current_name();
+            {
+                let tag = OwnerTag::mark("module::a_rather_long_test_name");
+                let tag = tag.tag().expect("renamed").to_owned();
+                assert!(tag.starts_with("tl") && tag.len() <= 15, "{tag}");
+                let inherited = std::thread::spawn(proc_threads::current_name).join().expect("child");
+                assert_eq!(inherited.as_deref(), Some(tag.as_str()));
+            }
+            assert_eq!(proc_threads::current_name(), before);
+        })
+        .join()
+        .expect("thread");
+    }
+}

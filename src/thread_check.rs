@@ -1,0 +1,374 @@
+//! Thread checks: the threads alive before a test, and after it the ones it
+//! started that are still alive — settled, tied to the test, classified
+//! from the kernel's view and their native stacks, filtered and grouped.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::isolation::{InFlight, OwnerTag, Runner};
+use crate::native_stack;
+use crate::options::{FIRST_SLEEP, Options};
+use crate::proc_threads::{self, KernelThread, ThreadKey};
+#[cfg(test)]
+use crate::stack::RawFrame;
+use crate::stack::{clean_symbol, native_frames, source_root};
+use crate::thread_report::{self, LeakedThread, ThreadSection, ThreadState};
+
+/// Stacks captured per check at most: each can take up to the capture
+/// bound, so a test that leaks a thousand threads still ends in time.
+const MAX_CAPTURES: usize = 32;
+
+/// The name of taskleak's own timer thread, never a test's.
+const OWN_TIMER_THREAD: &str = "taskleak-timer";
+
+/// The kernel names tokio gives its threads: `tokio-rt-worker`, and 15
+/// bytes of `tokio-runtime-worker` before tokio 1.50.
+const TOKIO_THREADS: [&str; 2] = ["tokio-rt-worker", "tokio-runtime-w"];
+
+/// The threads of the test's own tokio runtime, recorded as each starts.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RuntimeThreads(Arc<Mutex<HashSet<i32>>>);
+
+impl RuntimeThreads {
+    /// Call on each runtime thread as it starts (`on_thread_start`).
+    pub(crate) fn record_current(&self) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(proc_threads::current_tid());
+    }
+
+    fn contains(&self, tid: i32) -> bool {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).contains(&tid)
+    }
+}
+
+/// The threads alive before a test body, with what it takes to tie the
+/// threads started after to the test.
+#[derive(Debug)]
+pub(crate) struct ThreadSnapshot {
+    before: HashSet<ThreadKey>,
+    own_tid: i32,
+    tag: OwnerTag,
+    runtime: RuntimeThreads,
+    /// Whether no unchecked test can start a thread during this test.
+    alone: bool,
+    runner: Runner,
+    /// Why threads cannot be checked here, if they cannot.
+    unavailable: Option<String>,
+}
+
+impl ThreadSnapshot {
+    /// Takes the snapshot on the test's own thread, which it renames (see
+    /// [`OwnerTag`]) until dropped. `in_flight` must hold its turn.
+    pub(crate) fn take(test: &str, in_flight: &InFlight, runtime: RuntimeThreads) -> Self {
+        let runner = crate::isolation::runner();
+        let tag = OwnerTag::mark(test);
+        let (before, unavailable) = match proc_threads::list() {
+            Ok(threads) => (threads.into_iter().map(|thread| thread.key).collect(), None),
+            Err(reason) => (HashSet::new(), Some(reason)),
+        };
+        ThreadSnapshot {
+            before,
+            own_tid: proc_threads::current_tid(),
+            tag,
+            runtime,
+            alone: in_flight.others_all_checked(&runner),
+            runner,
+            unavailable,
+        }
+    }
+
+    /// Waits for threads started since the snapshot to end, within the
+    /// options' retry budget, then describes those still alive.
+    pub(crate) fn check(&self, options: &Options) -> ThreadSection {
+        let mut findings = ThreadSection::default();
+        if let Some(reason) = &self.unavailable {
+            findings.notes.push(format!("threads were not checked: {reason}"));
+            return findings;
+        }
+        let start = Instant::now();
+        let mut sleep = FIRST_SLEEP;
+        let mut left = self.fresh(options);
+        while !left.is_empty() && findings.retries < options.retries() {
+            std::thread::sleep(sleep.max(Duration::from_micros(50)));
+            sleep = (sleep * 2).min(options.sleep_cap());
+            findings.retries += 1;
+            left = self.fresh(options);
+        }
+        findings.waited = start.elapsed();
+        if left.is_empty() {
+            return findings;
+        }
+
+        let cwd = source_root();
+        let mut leaked = Vec::new();
+        let mut unattributed = Vec::new();
+        let mut unjudged = 0;
+        for (index, thread) in left.into_iter().enumerate() {
+            let Some(described) = self.describe(thread, index, cwd.as_deref(), &mut findings.notes) else {
+                continue;
+            };
+            if options.ignore.ignores_thread(&described.name, &described.stack) {
+                continue;
+            }
+            if described.stack.is_empty() && options.ignore.needs_stacks() {
+                unjudged += 1;
+            }
+            let owned = described.blocking_pool || self.tag.tag() == Some(described.name.as_str()) || self.alone;
+            if owned {
+                leaked.push(described)
+            } else {
+                unattributed.push(described)
+            }
+        }
+        if unjudged > 0 {
+            findings.notes.push(format!(
+                "{unjudged} thread(s) could not be matched against the function ignore rules without a stack"
+            ));
+        }
+        if !unattributed.is_empty() {
+            let Runner::Concurrent(threads) = self.runner else {
+                unreachable!("one test at a time means every thread is the test's");
+            };
+            findings.inconclusive = Some(format!(
+                "libtest runs up to {threads} tests at once in this process, and a thread with a name of \
+                 its own cannot be tied to the test that started it; for an exact result run \
+                 `cargo nextest run` or `cargo test -- --test-threads=1`"
+            ));
+        }
+        findings.leaked = thread_report::group(leaked);
+        findings.unattributed = thread_report::group(unattributed);
+        findings
+    }
+
+    /// Threads started since the snapshot that are still alive, other than
+    /// the test's own thread, taskleak's, and those ignored by name.
+    fn fresh(&self, options: &Options) -> Vec<KernelThread> {
+        let Ok(threads) = proc_threads::list() else {
+            return Vec::new();
+        };
+        threads
+            .into_iter()
+            .filter(|thread| {
+                !self.before.contains(&thread.key)
+                    && thread.key.tid != self.own_tid
+                    && !crate::isolation::is_checked_test_thread(thread.key.tid)
+                    && thread.name != OWN_TIMER_THREAD
+                    && !options.ignore.ignores_thread_name(&thread.name)
+            })
+            .collect()
+    }
+
+    /// Describes a surviving thread; `None` if it is a runtime's idle or
+    /// worker thread, or exited meanwhile.
+    fn describe(
+        &self,
+        thread: KernelThread,
+        index: usize,
+        cwd: Option<&str>,
+        notes: &mut Vec<String>,
+    ) -> Option<LeakedThread> {
+        let tid = thread.key.tid;
+        // Read before the capture, which wakes the thread for a moment.
+        let kernel = proc_threads::read(tid)?;
+        let call = proc_threads::blocked_call(tid);
+        let captured = if index < MAX_CAPTURES {
+            native_stack::capture(tid)
+        } else {
+            Err(format!("only the first {MAX_CAPTURES} threads' stacks are captured"))
+        };
+        let ours_in_runtime = self.runtime.contains(tid);
+        let (stack, functions, stack_unavailable) = match captured {
+            Ok(raw) => {
+                let functions: Vec<String> = raw.iter().map(|frame| clean_symbol(&frame.name)).collect();
+                (native_frames(&raw, cwd), functions, None)
+            }
+            Err(reason) => (Vec::new(), Vec::new(), Some(reason)),
+        };
+        let role = RuntimeRole::of(&functions);
+        match role {
+            RuntimeRole::Worker | RuntimeRole::Idle => return None,
+            RuntimeRole::None
+                if stack_unavailable.is_some() && TOKIO_THREADS.contains(&thread.name.as_str()) && !ours_in_runtime =>
+            {
+                // Another runtime's thread, and no stack to tell busy from idle.
+                notes.push(format!(
+                    "thread {tid} of another tokio runtime was not judged: without its stack, an idle \
+                     thread cannot be told from one running a `spawn_blocking` closure"
+                ));
+                return None;
+            }
+            _ => {}
+        }
+        let state = classify(kernel.state, call, &functions);
+        Some(LeakedThread {
+            tid,
+            name: kernel.name,
+            state,
+            stack,
+            stack_unavailable,
+            blocking_pool: role == RuntimeRole::Blocking || (ours_in_runtime && role == RuntimeRole::None),
+        })
+    }
+}
+
+/// What a thread is to tokio, told from its stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RuntimeRole {
+    /// A multi-thread runtime's worker, or the thread tokio starts to take
+    /// a task dump of one: the runtime's, never a leak.
+    Worker,
+    /// A blocking-pool thread waiting for work: never a leak.
+    Idle,
+    /// A blocking-pool thread running a `spawn_blocking` closure.
+    Blocking,
+    /// Not a runtime thread, as far as the stack shows.
+    None,
+}
+
+impl RuntimeRole {
+    fn of(functions: &[String]) -> Self {
+        let has = |needle: &str| functions.iter().any(|function| function.contains(needle));
+        if has("tokio::runtime::scheduler::multi_thread::worker::") || has("tokio::runtime::handle::spawn_thread") {
+            RuntimeRole::Worker
+        } else if has("tokio::runtime::blocking::task::BlockingTask") {
+            RuntimeRole::Blocking
+        } else if has("tokio::runtime::blocking::pool::Inner::run") {
+            RuntimeRole::Idle
+        } else {
+            RuntimeRole::None
+        }
+    }
+}
+
+/// What a thread is blocked in: the kernel's view first (scheduler state,
+/// system call), the stack's frames to name the primitive behind a futex.
+fn classify(state: char, call: Option<proc_threads::BlockedCall>, functions: &[String]) -> ThreadState {
+    let has = |needles: &[&str]| {
+        functions
+            .iter()
+            .any(|function| needles.iter().any(|n| function.contains(n)))
+    };
+    if state == 'R' {
+        return ThreadState::Running;
+    }
+    let name = call.and_then(|call| proc_threads::syscall_name(call.number));
+    let fd = || {
+        call.and_then(|call| proc_threads::describe_fd(call.first_argument))
+            .unwrap_or_else(|| "a file descriptor".to_owned())
+    };
+    match name {
+        Some("futex") | None if has(&["Mutex", "RwLock", "futex_mutex", "futex_rwlock"]) && !has(&["Condvar"]) => {
+            ThreadState::WaitingForLock
+        }
+        Some("futex") | None if has(&["mpsc", "mpmc", "sync_channel", "crossbeam_channel"]) => {
+            ThreadState::WaitingOnChannel
+        }
+        Some("futex") | None if has(&["Barrier::wait"]) => ThreadState::WaitingAtBarrier,
+        Some("futex") | None if has(&["Condvar"]) => ThreadState::WaitingOnCondvar,
+        Some("futex") | None if has(&["JoinHandle", "JoinInner"]) && has(&["join"]) => ThreadState::Joining,
+        Some("futex") | None if has(&["std::thread::park"]) => ThreadState::Parked,
+        Some("futex") => ThreadState::WaitingOnFutex,
+        Some("nanosleep" | "clock_nanosleep") => ThreadState::Sleeping,
+        None if has(&["std::thread::sleep"]) => ThreadState::Sleeping,
+        Some("read" | "readv" | "pread64" | "recvfrom" | "recvmsg") => ThreadState::Reading(fd()),
+        Some("write" | "sendto") => ThreadState::Writing(fd()),
+        Some("accept" | "accept4") => ThreadState::Accepting(fd()),
+        Some("poll" | "ppoll" | "select" | "pselect6" | "epoll_wait" | "epoll_pwait") => ThreadState::Polling,
+        Some("wait4" | "waitid") => ThreadState::WaitingForChild,
+        Some(other) => ThreadState::InSystemCall(other.to_owned()),
+        None => match call {
+            Some(call) => ThreadState::InSystemCall(format!("#{}", call.number)),
+            None => ThreadState::Unknown(format!("kernel state `{state}`, no system call readable")),
+        },
+    }
+}
+
+/// The frames of a raw stack as names, for tests of the classification.
+#[cfg(test)]
+fn names(raw: &[RawFrame]) -> Vec<String> {
+    raw.iter().map(|frame| clean_symbol(&frame.name)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(names: &[&str]) -> Vec<String> {
+        super::names(
+            &names
+                .iter()
+                .map(|name| RawFrame::at(name, "/rustc/x/library/std/src/x.rs", 1, 1))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    fn blocked(number: i64) -> Option<proc_threads::BlockedCall> {
+        Some(proc_threads::BlockedCall {
+            number,
+            first_argument: u64::MAX,
+        })
+    }
+
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    #[test]
+    fn futex_waits_are_named_by_the_stack() {
+        const FUTEX: i64 = 202;
+        let lock = frames(&[
+            "std::sys::sync::mutex::futex::Mutex::lock_contended",
+            "std::sync::poison::mutex::Mutex<T>::lock",
+        ]);
+        assert_eq!(classify('S', blocked(FUTEX), &lock), ThreadState::WaitingForLock);
+        let channel = frames(&[
+            "std::sync::mpmc::array::Channel<T>::recv",
+            "std::sync::mpsc::Receiver<T>::recv",
+        ]);
+        assert_eq!(classify('S', blocked(FUTEX), &channel), ThreadState::WaitingOnChannel);
+        let condvar = frames(&[
+            "std::sys::sync::condvar::futex::Condvar::wait",
+            "std::sync::poison::condvar::Condvar::wait",
+        ]);
+        assert_eq!(classify('S', blocked(FUTEX), &condvar), ThreadState::WaitingOnCondvar);
+        assert_eq!(classify('S', blocked(FUTEX), &[]), ThreadState::WaitingOnFutex);
+        assert_eq!(classify('R', blocked(FUTEX), &lock), ThreadState::Running);
+        assert_eq!(classify('S', blocked(230), &[]), ThreadState::Sleeping);
+        assert_eq!(
+            classify('S', blocked(0), &[]),
+            ThreadState::Reading("a file descriptor".to_owned())
+        );
+        assert_eq!(classify('S', blocked(7), &[]), ThreadState::Polling);
+        assert_eq!(
+            classify('S', blocked(39), &[]),
+            ThreadState::InSystemCall("#39".to_owned())
+        );
+    }
+
+    #[test]
+    fn without_a_readable_system_call_the_stack_still_tells() {
+        assert_eq!(
+            classify('S', None, &frames(&["std::thread::sleep"])),
+            ThreadState::Sleeping
+        );
+        assert!(matches!(classify('S', None, &[]), ThreadState::Unknown(_)));
+    }
+
+    #[test]
+    fn runtime_roles_come_from_tokio_frames() {
+        let worker = frames(&[
+            "tokio::runtime::scheduler::multi_thread::worker::Context::park",
+            "tokio::runtime::blocking::task::BlockingTask<T>::poll",
+            "tokio::runtime::blocking::pool::Inner::run",
+        ]);
+        assert_eq!(RuntimeRole::of(&worker), RuntimeRole::Worker);
+        let busy = frames(&["my::closure", "tokio::runtime::blocking::task::BlockingTask<T>::poll"]);
+        assert_eq!(RuntimeRole::of(&busy), RuntimeRole::Blocking);
+        let idle = frames(&[
+            "std::sync::Condvar::wait_timeout",
+            "tokio::runtime::blocking::pool::Inner::run",
+        ]);
+        assert_eq!(RuntimeRole::of(&idle), RuntimeRole::Idle);
+        assert_eq!(RuntimeRole::of(&frames(&["my::thread"])), RuntimeRole::None);
+    }
+}

@@ -1,0 +1,351 @@
+//! Leaked threads as reports show them: what each is blocked in, from the
+//! kernel's view and its native stack, and identical threads grouped.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use crate::stack::StackFrame;
+
+/// What a leaked thread was doing: the kernel's view of it (its scheduler
+/// state and the system call it is in), made precise by its stack.
+///
+/// ```
+/// # fn show(group: &taskleak::ThreadGroup) {
+/// match group.state() {
+///     taskleak::ThreadState::Running => println!("busy, never blocks"),
+///     taskleak::ThreadState::WaitingForLock => println!("deadlocked?"),
+///     other => println!("{other}"),
+/// }
+/// # }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ThreadState {
+    /// On a CPU or ready for one: it computes and never blocks.
+    Running,
+    /// In `std::thread::sleep` (or another sleep call).
+    Sleeping,
+    /// Waiting to take a `Mutex` or `RwLock`.
+    WaitingForLock,
+    /// Waiting to receive on (or send into) a channel.
+    WaitingOnChannel,
+    /// Waiting on a `Condvar`.
+    WaitingOnCondvar,
+    /// Waiting at a `Barrier`.
+    WaitingAtBarrier,
+    /// In `std::thread::park`.
+    Parked,
+    /// Joining another thread.
+    Joining,
+    /// Waiting on a futex (a lock, condvar or channel) the stack does not name.
+    WaitingOnFutex,
+    /// Reading from the named file or socket (e.g. `TCP 127.0.0.1:40000 -> 127.0.0.1:8080`).
+    Reading(String),
+    /// Writing to the named file or socket.
+    Writing(String),
+    /// Accepting connections on the named listener.
+    Accepting(String),
+    /// Waiting in `poll`, `select` or `epoll` for file descriptors.
+    Polling,
+    /// Waiting for a child process.
+    WaitingForChild,
+    /// In another system call, named.
+    InSystemCall(String),
+    /// The kernel's view could not be read; the reason says why.
+    Unknown(String),
+}
+
+impl fmt::Display for ThreadState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ThreadState::Running => f.write_str("running: it computes and never blocks"),
+            ThreadState::Sleeping => f.write_str("sleeping"),
+            ThreadState::WaitingForLock => f.write_str("waiting to take a lock (Mutex/RwLock)"),
+            ThreadState::WaitingOnChannel => f.write_str("waiting on a channel (a sender or receiver is still alive)"),
+            ThreadState::WaitingOnCondvar => f.write_str("waiting on a Condvar"),
+            ThreadState::WaitingAtBarrier => f.write_str("waiting at a Barrier"),
+            ThreadState::Parked => f.write_str("parked (std::thread::park), never unparked"),
+            ThreadState::Joining => f.write_str("joining another thread that does not end"),
+            ThreadState::WaitingOnFutex => f.write_str("waiting on a futex (a lock, condvar or channel)"),
+            ThreadState::Reading(what) => write!(f, "reading from {what}, with no timeout"),
+            ThreadState::Writing(what) => write!(f, "writing to {what}, which is not drained"),
+            ThreadState::Accepting(what) => write!(f, "accepting connections on {what}"),
+            ThreadState::Polling => f.write_str("polling file descriptors"),
+            ThreadState::WaitingForChild => f.write_str("waiting for a child process"),
+            ThreadState::InSystemCall(call) => write!(f, "in the system call `{call}`"),
+            ThreadState::Unknown(reason) => write!(f, "unknown ({reason})"),
+        }
+    }
+}
+
+impl ThreadState {
+    /// One line on how to fix a thread stuck like this, or `None`.
+    ///
+    /// ```
+    /// assert!(taskleak::ThreadState::Sleeping.hint().is_some());
+    /// ```
+    pub fn hint(&self) -> Option<&'static str> {
+        Some(match self {
+            ThreadState::Running => {
+                "give the loop an exit: check a stop flag (`AtomicBool`) each round and `join()` the thread"
+            }
+            ThreadState::Sleeping => {
+                "a sleeping loop needs a way out: wait on a stop channel with `recv_timeout` instead of \
+                 `sleep`, and `join()` the thread in `Drop`"
+            }
+            ThreadState::WaitingForLock => "scope lock guards tightly and take locks in one global order",
+            ThreadState::WaitingOnChannel | ThreadState::WaitingOnFutex | ThreadState::WaitingOnCondvar => {
+                "drop every sender when done (or use `recv_timeout`), so the blocked call returns"
+            }
+            ThreadState::Reading(_) | ThreadState::Writing(_) => {
+                "set a timeout (`set_read_timeout`) or shut the socket down from the owner on stop"
+            }
+            ThreadState::Accepting(_) => "stop accepting on shutdown: a non-blocking listener polled with a stop flag",
+            ThreadState::Parked => "unpark the thread on every path that should let it go on",
+            ThreadState::WaitingAtBarrier => "count the parties where they start: a Barrier needs all of them",
+            _ => return None,
+        })
+    }
+
+    /// The section of the fixes page for this state.
+    pub(crate) fn docs_anchor(&self) -> &'static str {
+        match self {
+            ThreadState::Running => "thread-running",
+            ThreadState::Sleeping => "thread-sleeping",
+            ThreadState::WaitingForLock => "thread-lock",
+            ThreadState::Reading(_) | ThreadState::Writing(_) | ThreadState::Accepting(_) => "thread-io",
+            _ => "thread-waiting",
+        }
+    }
+}
+
+/// Identical leaked threads: same name, same state, same stack.
+///
+/// ```
+/// # fn show(report: &taskleak::LeakReport) {
+/// for group in report.thread_groups() {
+///     println!("{} x {:?}: {}", group.count(), group.name(), group.state());
+///     for frame in group.stack() {
+///         println!("  {}", frame.function());
+///     }
+/// }
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct ThreadGroup {
+    pub(crate) thread_ids: Vec<i32>,
+    pub(crate) name: String,
+    pub(crate) state: ThreadState,
+    pub(crate) stack: Vec<StackFrame>,
+    pub(crate) stack_unavailable: Option<String>,
+    /// Leaked by a `spawn_blocking` closure on the test's runtime.
+    pub(crate) blocking_pool: bool,
+}
+
+impl ThreadGroup {
+    /// How many identical threads this group stands for.
+    ///
+    /// ```
+    /// # fn show(group: &taskleak::ThreadGroup) { println!("{}", group.count()); }
+    /// ```
+    pub fn count(&self) -> usize {
+        self.thread_ids.len()
+    }
+
+    /// The threads' kernel ids (as `gettid` returns them), ascending.
+    ///
+    /// ```
+    /// # fn show(group: &taskleak::ThreadGroup) { println!("{:?}", group.thread_ids()); }
+    /// ```
+    pub fn thread_ids(&self) -> &[i32] {
+        &self.thread_ids
+    }
+
+    /// The threads' name as the kernel keeps it: at most 15 bytes of the
+    /// name given to `std::thread::Builder::name`, or, for a thread started
+    /// without one, the name of the thread that started it.
+    ///
+    /// ```
+    /// # fn show(group: &taskleak::ThreadGroup) { println!("{}", group.name()); }
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What the threads are blocked in.
+    ///
+    /// ```
+    /// # fn show(group: &taskleak::ThreadGroup) { println!("{}", group.state()); }
+    /// ```
+    pub fn state(&self) -> &ThreadState {
+        &self.state
+    }
+
+    /// The native stack, outermost first: the thread's own function (your
+    /// closure) first, the call it is blocked in last. Empty when it could
+    /// not be captured; see [`ThreadGroup::stack_unavailable`].
+    ///
+    /// ```
+    /// # fn show(group: &taskleak::ThreadGroup) {
+    /// if let Some(own) = group.stack().first() {
+    ///     println!("runs {} at {:?}", own.function(), own.location());
+    /// }
+    /// # }
+    /// ```
+    pub fn stack(&self) -> &[StackFrame] {
+        &self.stack
+    }
+
+    /// Why the stack could not be captured, if it could not.
+    ///
+    /// ```
+    /// # fn show(group: &taskleak::ThreadGroup) { println!("{:?}", group.stack_unavailable()); }
+    /// ```
+    pub fn stack_unavailable(&self) -> Option<&str> {
+        self.stack_unavailable.as_deref()
+    }
+
+    /// Whether these are threads of the test's tokio runtime still running
+    /// a `spawn_blocking` closure.
+    ///
+    /// ```
+    /// # fn show(group: &taskleak::ThreadGroup) { println!("{}", group.is_blocking_pool()); }
+    /// ```
+    pub fn is_blocking_pool(&self) -> bool {
+        self.blocking_pool
+    }
+}
+
+/// What a thread check found: the threads part of a [`LeakReport`](crate::LeakReport).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ThreadSection {
+    /// Threads of this test still alive.
+    pub(crate) leaked: Vec<ThreadGroup>,
+    /// Threads still alive that another test running alongside may have
+    /// started: reported, never failed on.
+    pub(crate) unattributed: Vec<ThreadGroup>,
+    /// Why threads could not be tied to the test, when some could not.
+    pub(crate) inconclusive: Option<String>,
+    pub(crate) retries: u32,
+    pub(crate) waited: Duration,
+    pub(crate) notes: Vec<String>,
+}
+
+impl ThreadSection {
+    pub(crate) fn leaked_count(&self) -> usize {
+        self.leaked.iter().map(ThreadGroup::count).sum()
+    }
+
+    pub(crate) fn unattributed_count(&self) -> usize {
+        self.unattributed.iter().map(ThreadGroup::count).sum()
+    }
+}
+
+/// One leaked thread before grouping.
+#[derive(Debug)]
+pub(crate) struct LeakedThread {
+    pub(crate) tid: i32,
+    pub(crate) name: String,
+    pub(crate) state: ThreadState,
+    pub(crate) stack: Vec<StackFrame>,
+    pub(crate) stack_unavailable: Option<String>,
+    pub(crate) blocking_pool: bool,
+}
+
+/// Groups identical threads, largest group first.
+pub(crate) fn group(threads: Vec<LeakedThread>) -> Vec<ThreadGroup> {
+    type Key = (String, ThreadState, Vec<StackFrame>, bool);
+    let mut index: HashMap<Key, usize> = HashMap::new();
+    let mut groups: Vec<ThreadGroup> = Vec::new();
+    for thread in threads {
+        let key = (
+            thread.name.clone(),
+            thread.state.clone(),
+            thread.stack.clone(),
+            thread.blocking_pool,
+        );
+        match index.get(&key) {
+            Some(&at) => groups[at].thread_ids.push(thread.tid),
+            None => {
+                index.insert(key, groups.len());
+                groups.push(ThreadGroup {
+                    thread_ids: vec![thread.tid],
+                    name: thread.name,
+                    state: thread.state,
+                    stack: thread.stack,
+                    stack_unavailable: thread.stack_unavailable,
+                    blocking_pool: thread.blocking_pool,
+                });
+            }
+        }
+    }
+    for group in &mut groups {
+        group.thread_ids.sort_unstable();
+    }
+    groups.sort_by(|a, b| {
+        b.count()
+            .cmp(&a.count())
+            .then_with(|| a.thread_ids.first().cmp(&b.thread_ids.first()))
+    });
+    groups
+}
+
+/// Writes one group: a headline, what it is blocked in, its stack, a fix.
+pub(crate) fn write_group(f: &mut fmt::Formatter<'_>, group: &ThreadGroup) -> fmt::Result {
+    let ids = group
+        .thread_ids
+        .iter()
+        .take(5)
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let more = if group.count() > 5 { ", …" } else { "" };
+    let count = group.count();
+    let threads = if count == 1 {
+        "1 thread".to_owned()
+    } else {
+        format!("{count} threads")
+    };
+    let ids = format!("thread id{} {ids}{more}", if count == 1 { "" } else { "s" });
+    if group.blocking_pool {
+        writeln!(
+            f,
+            "  {threads} of the test's runtime still running a `spawn_blocking` closure  (named {:?}, {ids})",
+            group.name
+        )?;
+    } else {
+        writeln!(f, "  {threads} named {:?}  ({ids})", group.name)?;
+    }
+    writeln!(f, "    blocked: {}", group.state)?;
+    match &group.stack_unavailable {
+        Some(reason) => writeln!(f, "    stack unavailable: {reason}")?,
+        None => {
+            writeln!(f, "    stack:")?;
+            let width = group
+                .stack
+                .iter()
+                .map(|frame| frame.function().len())
+                .max()
+                .unwrap_or(0);
+            for frame in &group.stack {
+                let place = match (frame.dependency(), frame.location()) {
+                    (None, Some(location)) => location.to_owned(),
+                    (Some(krate), _) => format!("({krate})"),
+                    (None, None) => String::new(),
+                };
+                writeln!(f, "      {:width$}  {place}", frame.function())?;
+            }
+        }
+    }
+    if let Some(hint) = group.state.hint() {
+        writeln!(f, "    fix:   {hint}")?;
+        writeln!(
+            f,
+            "           ({}#{})",
+            crate::cause::FIXES_PAGE,
+            group.state.docs_anchor()
+        )?;
+    }
+    Ok(())
+}

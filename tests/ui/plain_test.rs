@@ -1,5 +1,0 @@
-#[taskleak::verify_no_leaks]
-#[test]
-fn sync_test() {}
-
-fn main() {}

@@ -1,0 +1,26 @@
+// A plain `#[test]` is checked for threads only.
+
+#[taskleak::verify_no_leaks(task_names = true)]
+#[test]
+fn names_tasks_it_has_none_of() {}
+
+#[taskleak::verify_no_leaks(threads = false)]
+#[test]
+fn checks_nothing() {}
+
+#[taskleak::verify_no_leaks(threads = "no")]
+#[test]
+fn threads_takes_a_bool() {}
+
+#[taskleak::verify_no_leaks]
+#[test]
+async fn async_with_plain_test() {}
+
+#[taskleak::verify_no_leaks(ignore_thread_name = "worker-(")]
+#[test]
+fn bad_thread_name_regex() {}
+
+#[taskleak::verify_no_leaks]
+fn not_a_test() {}
+
+fn main() {}
