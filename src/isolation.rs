@@ -20,11 +20,17 @@ pub(crate) enum Runner {
 /// `RUST_TEST_THREADS`, then the machine's parallelism (libtest's default).
 /// nextest runs each test in a process of its own.
 pub(crate) fn runner() -> Runner {
-    runner_from(
-        std::env::args().skip(1),
-        |name| std::env::var(name).ok(),
-        || std::thread::available_parallelism().map_or(1, usize::from),
-    )
+    // Read once: the arguments and libtest's setting do not change.
+    static RUNNER: std::sync::OnceLock<Runner> = std::sync::OnceLock::new();
+    RUNNER
+        .get_or_init(|| {
+            runner_from(
+                std::env::args().skip(1),
+                |name| std::env::var(name).ok(),
+                || std::thread::available_parallelism().map_or(1, usize::from),
+            )
+        })
+        .clone()
 }
 
 fn runner_from(

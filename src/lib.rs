@@ -1,9 +1,11 @@
-//! Fail tests that leak tokio tasks, and say where each leaked task was
-//! spawned and where it is stuck — Go's `goleak`, for Rust.
+//! Fail tests that leak tokio tasks or OS threads, and say where each leaked
+//! task was spawned and where each task or thread is stuck — Go's `goleak`,
+//! for Rust.
 //!
 //! A leaked task was started expecting to end and never does: it keeps its
 //! memory, sockets and locks for the life of the process. `taskleak` checks,
-//! after each test body, that every task the test started has ended.
+//! after each test body, that every task and thread the test started has
+//! ended.
 //!
 //! # Quickstart
 //!
@@ -18,6 +20,18 @@
 //! async fn handles_request() {
 //!     let worker = tokio::spawn(async { 1 + 1 });
 //!     assert_eq!(worker.await.unwrap(), 2);   // joined: nothing leaks
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! On a plain `#[test]`, it checks the threads the test starts (Linux):
+//!
+//! ```
+//! #[taskleak::verify_no_leaks]
+//! #[test]
+//! fn stops_its_worker() {
+//!     let worker = std::thread::spawn(|| 1 + 1);
+//!     assert_eq!(worker.join().unwrap(), 2);   // joined: nothing leaks
 //! }
 //! # fn main() {}
 //! ```
@@ -92,6 +106,8 @@
 //! | `ignore_top_function = "regex"` | [`Options::ignore_top_function`] | none | yes |
 //! | `ignore_any_function = "regex"` | [`Options::ignore_any_function`] | none | yes |
 //! | `ignore_spawned_at = "regex"` | [`Options::ignore_spawned_at`] | none | yes |
+//! | `ignore_thread_name = "regex"` | [`Options::ignore_thread_name`] | none | no |
+//! | `threads = false` | [`Options::check_threads`] | `true` | no |
 //! | `task_names = true` | — (attribute only) | `false` | yes |
 //! | `crate = "path"` | — (attribute only) | `::taskleak` | no |
 //!
@@ -112,7 +128,8 @@
 //! | task ids, spawn sites | yes | no |
 //! | async stacks | Linux on x86, x86_64, aarch64, s390x | no |
 //! | "running, never yielded" | yes | no |
-//! | ignore rules | yes | no |
+//! | ignore rules | yes | no (thread rules: yes) |
+//! | leaked threads, native stacks | yes (Linux) | yes (Linux) |
 //!
 //! # Limitations
 //!
@@ -131,8 +148,15 @@
 //!   body) would not receive events from those threads.
 //! - In count mode (no `tokio_unstable`), a pre-existing task that ends
 //!   during the test can hide a leak one for one.
-//! - Thread leaks are not checked yet.
+//! - Threads are checked on Linux only. A thread with a name of its own,
+//!   while unchecked tests run alongside, cannot be tied to its test: the
+//!   check is then *inconclusive* and passes, saying how to get an exact
+//!   result (`cargo nextest run`, `--test-threads=1`). Thread-checked tests
+//!   take turns. See `docs/threads.md`.
 #![doc(test(attr(deny(warnings, rust_2018_idioms), allow(dead_code, unused_variables))))]
+// The examples show a test as users write it: the attribute expands (and is
+// checked) in the doctest, the test itself runs in tests/.
+#![allow(clippy::test_attr_in_doctest)]
 // Spawn sites, stacks and ignore rules are compiled (and unit tested) in
 // both modes but only called with `tokio_unstable`, whose build is where
 // dead code is checked.
@@ -177,8 +201,8 @@ pub use snapshot::Snapshot;
 pub use stack::{AsyncStack, StackFrame};
 pub use thread_report::{ThreadGroup, ThreadState};
 
-/// Fails the test if it leaves tokio tasks running; goes **above**
-/// `#[tokio::test]`.
+/// Fails the test if it leaves tokio tasks or threads running; goes
+/// **above** `#[tokio::test]` or `#[test]`.
 ///
 /// ```
 /// #[taskleak::verify_no_leaks(max_retries = 30, ignore_spawned_at = r"src/metrics\.rs:")]
@@ -191,7 +215,20 @@ pub use thread_report::{ThreadGroup, ThreadState};
 /// # fn main() {}
 /// ```
 ///
+/// On a plain test it checks threads:
+///
+/// ```
+/// #[taskleak::verify_no_leaks(ignore_thread_name = "^metrics-")]
+/// #[test]
+/// fn flushes_on_drop() {
+///     let flusher = std::thread::spawn(|| ());
+///     flusher.join().unwrap();
+/// }
+/// # fn main() {}
+/// ```
+///
 /// Arguments: `max_retries = N`, `max_sleep = "100ms"` (units `us`, `ms`,
-/// `s`), and any number of `ignore_top_function`, `ignore_any_function` and
-/// `ignore_spawned_at` regexes; see the crate docs, "Options".
+/// `s`), any number of `ignore_top_function`, `ignore_any_function`,
+/// `ignore_spawned_at` and `ignore_thread_name` regexes, `threads = false`,
+/// `task_names = true`, `crate = "path"`; see the crate docs, "Options".
 pub use taskleak_macros::verify_no_leaks;

@@ -30,8 +30,15 @@ pub(crate) type Frames = Vec<RawFrame>;
 /// program, the thread exited, or it did not answer within
 /// [`CAPTURE_TIMEOUT`].
 pub(crate) fn capture(tid: i32) -> Result<Frames, String> {
-    platform::capture(tid).map(|addresses| symbolize(&addresses))
+    match platform::capture(tid) {
+        Ok(addresses) => Ok(symbolize(&addresses)),
+        // A thread that is exiting can still be signalled, and never answers.
+        Err(_) if crate::proc_threads::read(tid).is_none() => Err(EXITED.to_owned()),
+        Err(reason) => Err(reason),
+    }
 }
+
+const EXITED: &str = "the thread exited before its stack could be captured";
 
 /// Symbol names and source lines for return addresses, innermost first.
 #[cfg(target_os = "linux")]
@@ -68,28 +75,37 @@ fn symbolize(_addresses: &[usize]) -> Frames {
 #[cfg(target_os = "linux")]
 mod platform {
     use std::ffi::c_void;
-    use std::sync::atomic::{AtomicI32, AtomicU8, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     use std::sync::{Mutex, OnceLock, PoisonError};
     use std::time::Instant;
 
     use super::{CAPTURE_TIMEOUT, MAX_FRAMES};
 
-    /// The one capture in flight: its state, its target and what it found.
+    /// The one capture in flight: which thread it is for and how far it
+    /// got (one word, so the handler checks both in one compare-exchange),
+    /// and what it found.
     struct Slot {
-        state: AtomicU8,
-        target: AtomicI32,
+        request: AtomicU64,
         len: AtomicUsize,
         addresses: [AtomicUsize; MAX_FRAMES],
     }
 
-    const IDLE: u8 = 0;
-    const REQUESTED: u8 = 1;
-    const WRITING: u8 = 2;
-    const DONE: u8 = 3;
+    const IDLE: u64 = 0;
+    const REQUESTED: u64 = 1;
+    const WRITING: u64 = 2;
+    const DONE: u64 = 3;
+
+    /// The request word: the target thread's id, then the state.
+    fn request(tid: i32, state: u64) -> u64 {
+        (u64::from(tid as u32) << 32) | state
+    }
+
+    fn state_of(request: u64) -> u64 {
+        request & 0xff
+    }
 
     static SLOT: Slot = Slot {
-        state: AtomicU8::new(IDLE),
-        target: AtomicI32::new(0),
+        request: AtomicU64::new(IDLE),
         len: AtomicUsize::new(0),
         addresses: [const { AtomicUsize::new(0) }; MAX_FRAMES],
     };
@@ -160,18 +176,23 @@ mod platform {
         let errno = unsafe { *libc::__errno_location() };
         // SAFETY: `gettid` has no preconditions.
         let me = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
-        let asked = SLOT.target.load(Ordering::Acquire) == me
-            && SLOT
-                .state
-                .compare_exchange(REQUESTED, WRITING, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok();
+        // Only a request for this very thread, still unanswered: a late
+        // signal from an abandoned request finds none and does nothing.
+        let asked = SLOT
+            .request
+            .compare_exchange(
+                request(me, REQUESTED),
+                request(me, WRITING),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok();
         if asked {
             let mut len = 0;
             let mut past_handler = false;
             // SAFETY: the unsynchronized variant takes no lock (the
-            // synchronized one would, and could deadlock in a handler); no
-            // other thread unwinds through this slot, as the state machine
-            // admits one writer.
+            // synchronized one would, and could deadlock in a handler); the
+            // compare-exchange above admits one writer to the slot.
             unsafe {
                 backtrace::trace_unsynchronized(|frame| {
                     if !past_handler {
@@ -186,7 +207,7 @@ mod platform {
                 });
             }
             SLOT.len.store(len, Ordering::Relaxed);
-            SLOT.state.store(DONE, Ordering::Release);
+            SLOT.request.store(request(me, DONE), Ordering::Release);
         }
         // SAFETY: as above.
         unsafe { *libc::__errno_location() = errno };
@@ -195,7 +216,7 @@ mod platform {
     pub(super) fn capture(tid: i32) -> Result<Vec<usize>, String> {
         let signal = signal()?;
         let _one_at_a_time = CAPTURING.lock().unwrap_or_else(PoisonError::into_inner);
-        if SLOT.state.load(Ordering::Acquire) == WRITING {
+        if state_of(SLOT.request.load(Ordering::Acquire)) == WRITING {
             return Err("an earlier capture never finished".to_owned());
         }
         if !still_ours(signal) {
@@ -204,16 +225,15 @@ mod platform {
             ));
         }
         SLOT.len.store(0, Ordering::Relaxed);
-        SLOT.target.store(tid, Ordering::Release);
-        SLOT.state.store(REQUESTED, Ordering::Release);
+        SLOT.request.store(request(tid, REQUESTED), Ordering::Release);
         // SAFETY: `tgkill` only sends a signal, to a thread of this process
         // (`getpid`): at worst the thread is gone (ESRCH), reported below.
         let sent = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, signal) } == 0;
         if !sent {
             let error = std::io::Error::last_os_error();
-            abandon();
+            abandon(tid);
             return Err(if error.raw_os_error() == Some(libc::ESRCH) {
-                "the thread exited before its stack could be captured".to_owned()
+                super::EXITED.to_owned()
             } else {
                 format!("could not signal the thread: {error}")
             });
@@ -221,9 +241,9 @@ mod platform {
         let deadline = Instant::now() + CAPTURE_TIMEOUT;
         let mut pause = std::time::Duration::from_micros(20);
         loop {
-            match SLOT.state.load(Ordering::Acquire) {
+            match state_of(SLOT.request.load(Ordering::Acquire)) {
                 DONE => break,
-                REQUESTED if Instant::now() >= deadline && abandon() => {
+                REQUESTED if Instant::now() >= deadline && abandon(tid) => {
                     return Err(format!(
                         "the thread did not answer within {} ms (it may be blocked in the kernel \
                          or have the signal masked)",
@@ -244,22 +264,15 @@ mod platform {
             .iter()
             .map(|address| address.load(Ordering::Relaxed))
             .collect();
-        SLOT.state.store(IDLE, Ordering::Release);
-        SLOT.target.store(0, Ordering::Release);
+        SLOT.request.store(IDLE, Ordering::Release);
         Ok(addresses)
     }
 
     /// Withdraws a request the target has not started on; `false` if it has.
-    fn abandon() -> bool {
-        let withdrawn = SLOT
-            .state
-            .compare_exchange(REQUESTED, IDLE, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok();
-        if withdrawn {
-            // A late handler compares its id with this and does nothing.
-            SLOT.target.store(0, Ordering::Release);
-        }
-        withdrawn
+    fn abandon(tid: i32) -> bool {
+        SLOT.request
+            .compare_exchange(request(tid, REQUESTED), IDLE, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 }
 
@@ -267,5 +280,91 @@ mod platform {
 mod platform {
     pub(super) fn capture(_tid: i32) -> Result<Vec<usize>, String> {
         Err("native stacks of other threads are captured on Linux only".to_owned())
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use crate::proc_threads::current_tid;
+    use std::sync::mpsc;
+
+    /// Parks a thread in `function` until the returned sender is dropped.
+    fn blocked_thread() -> (i32, mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let handle = std::thread::spawn(move || {
+            ready_tx.send(current_tid()).expect("ready");
+            waits_for_release(&release_rx);
+        });
+        let tid = ready_rx.recv().expect("tid");
+        (tid, release_tx, handle)
+    }
+
+    #[inline(never)]
+    fn waits_for_release(release: &mpsc::Receiver<()>) {
+        let _ = release.recv();
+    }
+
+    #[test]
+    fn captures_the_stack_of_a_blocked_thread_and_leaves_it_running() {
+        let (tid, release, handle) = blocked_thread();
+        // Let it block in `recv` before the capture interrupts it.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let frames = capture(tid).expect("captured");
+        let names: Vec<&str> = frames.iter().map(|frame| frame.name.as_str()).collect();
+        assert!(
+            names.iter().any(|name| name.contains("waits_for_release")),
+            "{names:#?}"
+        );
+        // The handler and the signal trampoline are cut off.
+        assert!(
+            !names
+                .iter()
+                .any(|name| name.contains("native_stack::platform::handler")),
+            "{names:#?}"
+        );
+        // Interrupted, the wait goes on as if nothing happened.
+        drop(release);
+        handle.join().expect("the thread ends normally");
+    }
+
+    #[test]
+    fn a_thread_that_is_gone_is_an_error_not_a_hang() {
+        let tid = std::thread::spawn(current_tid).join().expect("thread");
+        let error = capture(tid).expect_err("gone");
+        assert!(error.contains("exited"), "{error}");
+    }
+
+    #[test]
+    fn a_thread_that_never_answers_costs_the_timeout() {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let handle = std::thread::spawn(move || {
+            // SAFETY: blocks every signal on this thread only; the sets are
+            // valid, zero-initialized `sigset_t`s filled by `sigfillset`.
+            unsafe {
+                let mut all: libc::sigset_t = std::mem::zeroed();
+                libc::sigfillset(&mut all);
+                libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+            }
+            ready_tx.send(current_tid()).expect("ready");
+            let _ = release_rx.recv();
+        });
+        let tid = ready_rx.recv().expect("tid");
+        let started = std::time::Instant::now();
+        let error = capture(tid).expect_err("masked");
+        assert!(error.contains("did not answer"), "{error}");
+        assert!(started.elapsed() < CAPTURE_TIMEOUT * 4, "{:?}", started.elapsed());
+        // The pending signal reaches the handler once unblocked; it finds no
+        // request for it and returns.
+        drop(release_tx);
+        handle.join().expect("the thread ends normally");
+        // And the next capture works.
+        let (tid, release, handle) = blocked_thread();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(capture(tid).is_ok());
+        drop(release);
+        handle.join().expect("thread");
     }
 }

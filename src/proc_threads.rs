@@ -118,16 +118,18 @@ fn decode_endpoint(hex: &str) -> Option<String> {
 mod platform {
     use super::{BlockedCall, KernelThread, TcpEnds, find_tcp, parse_stat, parse_syscall};
 
-    pub(crate) fn list() -> Result<Vec<KernelThread>, String> {
+    pub(crate) fn ids() -> Result<Vec<i32>, String> {
         let entries = std::fs::read_dir("/proc/self/task")
             .map_err(|error| format!("cannot list the process's threads in /proc/self/task: {error}"))?;
-        let mut threads: Vec<KernelThread> = entries
+        Ok(entries
             .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
-            // A thread that exits between the listing and this read is gone.
-            .filter_map(read)
-            .collect();
-        threads.sort_by_key(|thread| thread.key);
-        Ok(threads)
+            .collect())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn list() -> Result<Vec<KernelThread>, String> {
+        // A thread that exits between the listing and the read is gone.
+        Ok(ids()?.into_iter().filter_map(read).collect())
     }
 
     pub(crate) fn read(tid: i32) -> Option<KernelThread> {
@@ -163,19 +165,27 @@ mod platform {
     }
 
     pub(crate) fn current_name() -> Option<String> {
-        Some(
-            std::fs::read_to_string("/proc/thread-self/comm")
-                .ok()?
-                .trim_end()
-                .to_owned(),
-        )
+        let mut name = [0u8; 16];
+        // SAFETY: PR_GET_NAME writes at most 16 bytes, NUL included, into
+        // the buffer, which has 16.
+        let read = unsafe { libc::prctl(libc::PR_GET_NAME, name.as_mut_ptr()) } == 0;
+        let len = name.iter().position(|byte| *byte == 0).unwrap_or(name.len());
+        read.then(|| String::from_utf8_lossy(&name[..len]).into_owned())
     }
 
     /// Renames the calling thread for the kernel (not for Rust: panic
     /// messages keep `Thread::name`). Threads it starts without a name of
-    /// their own inherit this one.
+    /// their own inherit this one. Longer names are cut to 15 bytes.
     pub(crate) fn set_current_name(name: &str) -> std::io::Result<()> {
-        std::fs::write("/proc/thread-self/comm", name)
+        let mut bytes = [0u8; 16];
+        let len = name.len().min(15);
+        bytes[..len].copy_from_slice(&name.as_bytes()[..len]);
+        // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16
+        // bytes; `bytes` has 16 and ends in NUL.
+        match unsafe { libc::prctl(libc::PR_SET_NAME, bytes.as_ptr()) } {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        }
     }
 
     /// The name of a system call threads commonly block in.
@@ -220,7 +230,7 @@ mod platform {
 mod platform {
     use super::{BlockedCall, KernelThread};
 
-    pub(crate) fn list() -> Result<Vec<KernelThread>, String> {
+    pub(crate) fn ids() -> Result<Vec<i32>, String> {
         Err("threads are listed from /proc, which only Linux has".to_owned())
     }
     pub(crate) fn read(_tid: i32) -> Option<KernelThread> {
@@ -246,8 +256,10 @@ mod platform {
     }
 }
 
+#[cfg(all(test, target_os = "linux"))]
+pub(crate) use platform::list;
 pub(crate) use platform::{
-    blocked_call, current_name, current_tid, describe_fd, list, read, set_current_name, syscall_name,
+    blocked_call, current_name, current_tid, describe_fd, ids, read, set_current_name, syscall_name,
 };
 
 #[cfg(test)]
