@@ -108,8 +108,19 @@ impl ThreadState {
         })
     }
 
-    /// The section of the fixes page for this state.
-    pub(crate) fn docs_anchor(&self) -> &'static str {
+    /// The section of the fixes page on this state, when it has a fix.
+    ///
+    /// ```
+    /// let url = taskleak::ThreadState::Running.docs().unwrap();
+    /// assert!(url.ends_with("#thread-running"));
+    /// ```
+    pub fn docs(&self) -> Option<String> {
+        self.hint()
+            .map(|_| format!("{}#{}", crate::cause::FIXES_PAGE, self.docs_anchor()))
+    }
+
+    /// The anchor of the fixes page's section on this state.
+    fn docs_anchor(&self) -> &'static str {
         match self {
             ThreadState::Running => "thread-running",
             ThreadState::Sleeping => "thread-sleeping",
@@ -338,14 +349,9 @@ pub(crate) fn write_group(f: &mut fmt::Formatter<'_>, group: &ThreadGroup) -> fm
             }
         }
     }
-    if let Some(hint) = group.state.hint() {
+    if let (Some(hint), Some(docs)) = (group.state.hint(), group.state.docs()) {
         writeln!(f, "    fix:   {hint}")?;
-        writeln!(
-            f,
-            "           ({}#{})",
-            crate::cause::FIXES_PAGE,
-            group.state.docs_anchor()
-        )?;
+        writeln!(f, "           ({docs})")?;
     }
     Ok(())
 }

@@ -828,6 +828,20 @@ fn a_named_thread_is_inconclusive_while_unchecked_tests_may_run_alongside() {
     );
     assert!(text.contains("--test-threads=1"), "{text}");
     assert!(text.contains("named \"config-watcher\""), "{text}");
+
+    // One test at a time, the same two tests: the named thread is judged.
+    let output = cargo_test(&["--lib", "--", NAMED, "unchecked_churn_1", "--test-threads=1"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains("1 thread leaked by `threads::tests::parallel_named_thread_on_a_channel`"),
+        "{text}"
+    );
+    assert!(text.contains("test threads::churn::unchecked_churn_1 ... ok"), "{text}");
 }
 
 #[test]
