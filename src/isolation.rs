@@ -98,30 +98,31 @@ pub(crate) fn is_checked_test_thread(tid: i32) -> bool {
 /// Serializes thread-checked tests: one never sees another's threads.
 static TURN: Mutex<()> = Mutex::new(());
 
-/// A checked test's place in line; counted from before it waits for its
-/// turn until it finishes.
+/// A thread-checked test's turn: counted among the checked tests in flight
+/// from before it waits until it finishes, and holding the turn in
+/// between. Dropped, it leaves the count before it lets the next test go,
+/// so the next one never counts it.
 #[derive(Debug)]
-pub(crate) struct InFlight {
+pub(crate) struct Turn {
     tid: i32,
+    held: Option<MutexGuard<'static, ()>>,
 }
 
-impl InFlight {
-    pub(crate) fn enter() -> Self {
+impl Turn {
+    /// Waits until no other thread-checked test runs. Unbounded, as a
+    /// test's own run is: it ends when the test before it ends.
+    pub(crate) fn wait() -> Self {
         let tid = proc_threads::current_tid();
         CHECKED_THREADS.lock().unwrap_or_else(PoisonError::into_inner).push(tid);
         CHECKED_IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
-        InFlight { tid }
-    }
-
-    /// Waits until no other thread-checked test runs.
-    pub(crate) fn take_turn(&self) -> MutexGuard<'static, ()> {
         // A test that panicked while holding the turn poisons nothing here.
-        TURN.lock().unwrap_or_else(PoisonError::into_inner)
+        let held = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+        Turn { tid, held: Some(held) }
     }
 
-    /// Whether, with the caller holding its turn, every test libtest is
-    /// running is a checked one: all of them wait for the turn and cannot
-    /// finish, so libtest starts no other test until the caller is done.
+    /// Whether, with this turn held, every test libtest is running is a
+    /// checked one: all the others wait for the turn and cannot finish, so
+    /// libtest starts no other test until this one is done.
     pub(crate) fn others_all_checked(&self, runner: &Runner) -> bool {
         match runner {
             Runner::OneTestAtATime(_) => true,
@@ -130,14 +131,33 @@ impl InFlight {
     }
 }
 
-impl Drop for InFlight {
+impl Drop for Turn {
     fn drop(&mut self) {
         CHECKED_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
         let mut threads = CHECKED_THREADS.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(at) = threads.iter().position(|tid| *tid == self.tid) {
             threads.swap_remove(at);
         }
+        drop(threads);
+        // Only now: the test waking up must not count this one.
+        self.held.take();
     }
+}
+
+/// Whether threads can be listed in this process; why not, if not.
+pub(crate) fn threads_checkable() -> Result<(), String> {
+    static CHECKABLE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    CHECKABLE.get_or_init(|| proc_threads::ids().map(drop)).clone()
+}
+
+/// Writes `message` once per process to the process's own stderr, which
+/// libtest does not capture: a passing test shows it too.
+pub(crate) fn say_once(message: &str) {
+    use std::io::Write;
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        let _ = writeln!(std::io::stderr().lock(), "{message}");
+    });
 }
 
 /// Renames the test's thread, for the kernel only, to a name no other test

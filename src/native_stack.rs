@@ -3,11 +3,16 @@
 //! the checking thread waits for them, then symbolizes them.
 //!
 //! The handler takes no lock and allocates nothing: it writes addresses
-//! into a static slot with atomics, and unwinds with the platform unwinder
-//! (lock-free with glibc ≥ 2.35, which libgcc uses through
-//! `_dl_find_object`). The waiting side gives up after a bound, so a thread
-//! that never runs its handler (blocked in the kernel, or with the signal
-//! masked) costs a timeout, never a hang.
+//! into a static slot with atomics, and unwinds with the platform unwinder,
+//! which is lock-free only with glibc 2.35 or later (libgcc finds unwind
+//! tables through its `_dl_find_object`); elsewhere (older glibc, musl)
+//! unwinding takes loader locks the interrupted code may hold, so stacks are
+//! not captured there at all. The waiting side gives up after a bound, so a
+//! thread that never runs its handler (blocked in the kernel, or with the
+//! signal masked) costs a timeout, never a hang.
+
+// Off Linux only the fallbacks remain.
+#![cfg_attr(not(target_os = "linux"), allow(dead_code))]
 
 use std::time::Duration;
 
@@ -16,8 +21,9 @@ use crate::stack::RawFrame;
 /// How long one capture may take before the report says it could not.
 pub(crate) const CAPTURE_TIMEOUT: Duration = Duration::from_millis(250);
 
-/// Frames kept per thread; deeper stacks are cut at their outermost end.
-const MAX_FRAMES: usize = 96;
+/// Frames kept per thread; deeper stacks are cut at their outermost end
+/// (where a blocking-pool thread shows tokio's frames: keep it deep).
+const MAX_FRAMES: usize = 256;
 
 /// A captured stack, innermost frame first, symbolized.
 pub(crate) type Frames = Vec<RawFrame>;
@@ -38,7 +44,7 @@ pub(crate) fn capture(tid: i32) -> Result<Frames, String> {
     }
 }
 
-const EXITED: &str = "the thread exited before its stack could be captured";
+pub(crate) const EXITED: &str = "the thread exited before its stack could be captured";
 
 /// Symbol names and source lines for return addresses, innermost first.
 #[cfg(target_os = "linux")]
@@ -95,6 +101,9 @@ mod platform {
     const WRITING: u64 = 2;
     const DONE: u64 = 3;
 
+    /// The length written when the walk never reached the handler's frame.
+    const NOT_FOUND: usize = usize::MAX;
+
     /// The request word: the target thread's id, then the state.
     fn request(tid: i32, state: u64) -> u64 {
         (u64::from(tid as u32) << 32) | state
@@ -120,8 +129,10 @@ mod platform {
     }
 
     /// Installs the handler on the highest real-time signal nobody handles,
-    /// leaving the program's own signals alone.
+    /// leaving the program's own signals alone — if unwinding in a handler
+    /// is safe here.
     fn install() -> Result<libc::c_int, String> {
+        lock_free_unwinding()?;
         let (low, high) = (libc::SIGRTMIN() + 4, libc::SIGRTMAX() - 1);
         for signal in (low..=high).rev() {
             // SAFETY: `sigaction` with a null new action only reads the
@@ -153,6 +164,33 @@ mod platform {
             }
         }
         Err("every real-time signal taskleak could use is handled by the program".to_owned())
+    }
+
+    /// Unwinding takes no lock only with glibc's `_dl_find_object` (2.35).
+    #[cfg(target_env = "gnu")]
+    fn lock_free_unwinding() -> Result<(), String> {
+        // SAFETY: returns a pointer to a static, NUL-terminated string.
+        let version = unsafe { std::ffi::CStr::from_ptr(libc::gnu_get_libc_version()) };
+        let version = version.to_string_lossy();
+        let mut parts = version.split('.').map(|part| part.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        if (major, minor) >= (2, 35) {
+            Ok(())
+        } else {
+            Err(format!(
+                "native stacks need glibc 2.35 or later, whose unwinder takes no lock in a signal handler; \
+                 this is glibc {version}"
+            ))
+        }
+    }
+
+    #[cfg(not(target_env = "gnu"))]
+    fn lock_free_unwinding() -> Result<(), String> {
+        Err(
+            "native stacks are captured with glibc 2.35 or later only: elsewhere unwinding in a signal \
+             handler can take a lock the interrupted thread holds"
+                .to_owned(),
+        )
     }
 
     /// Whether our handler is still the one installed on `signal`: a
@@ -196,8 +234,8 @@ mod platform {
             unsafe {
                 backtrace::trace_unsynchronized(|frame| {
                     if !past_handler {
-                        // Skip the unwinder, this handler and the signal
-                        // trampoline: the stack starts where the thread was.
+                        // Skip the unwinder and this handler. (The signal
+                        // trampoline, next, is a C frame reports drop.)
                         past_handler = std::ptr::eq(frame.symbol_address(), handler as *mut c_void);
                         return true;
                     }
@@ -206,7 +244,9 @@ mod platform {
                     len < MAX_FRAMES
                 });
             }
-            SLOT.len.store(len, Ordering::Relaxed);
+            // No handler frame seen: the walk says nothing about the thread.
+            SLOT.len
+                .store(if past_handler { len } else { NOT_FOUND }, Ordering::Relaxed);
             SLOT.request.store(request(me, DONE), Ordering::Release);
         }
         // SAFETY: as above.
@@ -260,6 +300,10 @@ mod platform {
             pause = (pause * 2).min(std::time::Duration::from_millis(5));
         }
         let len = SLOT.len.load(Ordering::Relaxed);
+        if len == NOT_FOUND {
+            SLOT.request.store(IDLE, Ordering::Release);
+            return Err("the unwinder could not walk the stack from the signal handler".to_owned());
+        }
         let addresses = SLOT.addresses[..len]
             .iter()
             .map(|address| address.load(Ordering::Relaxed))

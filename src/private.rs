@@ -12,7 +12,6 @@ use std::time::Duration;
 pub use tokio;
 
 use crate::env::{Mode, Settings};
-use crate::isolation::InFlight;
 use crate::options::{DUMP_TIMEOUT, Options};
 use crate::registry::Tracker;
 use crate::report::LeakReport;
@@ -24,6 +23,10 @@ use crate::{settle, watchdog};
 /// How long a clean test's runtime may take to shut down (blocking work
 /// still running); past it, the runtime is left to finish in the background.
 const CLEAN_SHUTDOWN_LIMIT: Duration = Duration::from_secs(5);
+
+/// The least a thread-checked test's runtime is given to shut down, so its
+/// idle blocking-pool threads are joined even with `max_retries = 0`.
+const MIN_SHUTDOWN_WAIT: Duration = Duration::from_millis(100);
 
 /// The runtime flavor of `#[tokio::test(flavor = …)]`.
 #[derive(Clone, Copy, Debug)]
@@ -152,13 +155,12 @@ pub fn run_tokio_test<T>(
     runtime_thread_hooks(&mut builder, &runtime_threads, spec.task_names);
     #[cfg(tokio_unstable)]
     let _names = spec.task_names.then(crate::names::capture_on_this_thread);
-    let in_flight = options.checks_threads().then(InFlight::enter);
-    let _turn = in_flight.as_ref().map(InFlight::take_turn);
+    let threads = options.checks_threads().then(|| ThreadSnapshot::begin(&test)).flatten();
+    if let Some(tag) = threads.as_ref().and_then(ThreadSnapshot::tag) {
+        // Threads the runtime's threads start without a name inherit it.
+        builder.thread_name(tag);
+    }
     let runtime = build(&mut builder);
-    // After the build: a multi-thread runtime's workers are not the test's.
-    let threads = in_flight
-        .as_ref()
-        .map(|in_flight| ThreadSnapshot::take(&test, in_flight, runtime_threads));
 
     let (outcome, report) = runtime.block_on(async {
         // The tracker is ours and installed: no need for the probe spawn
@@ -202,12 +204,14 @@ pub fn run_tokio_test<T>(
         runtime.shutdown_background();
     } else if threads.is_some() {
         // Blocking-pool threads still running a closure past the grace
-        // period are leaks the thread check reports.
-        runtime.shutdown_timeout(settle::budget(&options));
+        // period are leaks the thread check reports. At least a moment, so
+        // that idle ones are joined even with no grace period.
+        runtime.shutdown_timeout(settle::budget(&options).max(MIN_SHUTDOWN_WAIT));
     } else {
         runtime.shutdown_timeout(CLEAN_SHUTDOWN_LIMIT);
     }
-    let report = with_threads(report, threads.map(|threads| threads.check(&options)), &test);
+    let threads = threads.map(|threads| threads.check(&options, &runtime_threads));
+    let report = with_threads(report, threads, &test);
     // A leak fails the test unless it would stand in for the panic a
     // `#[should_panic]` test expects, or the environment says warn.
     let leaks_fail = !spec.should_panic && settings.mode == Mode::Fail;
@@ -223,11 +227,15 @@ pub fn run_sync_test<T>(spec: TestSpec, is_failure: impl Fn(&T) -> bool, body: i
         return body();
     }
     let test = spec.test_path();
-    let in_flight = InFlight::enter();
-    let _turn = in_flight.take_turn();
-    let snapshot = ThreadSnapshot::take(&test, &in_flight, RuntimeThreads::default());
+    let Some(snapshot) = ThreadSnapshot::begin(&test) else {
+        return body();
+    };
     let outcome = panic::catch_unwind(AssertUnwindSafe(body));
-    let report = with_threads(None, Some(snapshot.check(&options)), &test);
+    let threads = snapshot.check(&options, &RuntimeThreads::default());
+    // Restores the thread's name and lets the next checked test go, before
+    // this test's own panic (or the report) ends it.
+    drop(snapshot);
+    let report = with_threads(None, Some(threads), &test);
     let leaks_fail = !spec.should_panic && settings.mode == Mode::Fail;
     conclude(outcome, report, is_failure, leaks_fail)
 }

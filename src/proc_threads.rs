@@ -1,6 +1,9 @@
 //! The process's threads as the kernel shows them in `/proc/self/task`:
 //! identity, name, scheduler state, and the system call each is blocked in.
 
+// Off Linux only the fallbacks remain.
+#![cfg_attr(not(target_os = "linux"), allow(dead_code))]
+
 use std::fmt;
 
 /// A thread's identity: the kernel's id, and when the thread started (ids

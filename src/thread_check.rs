@@ -6,14 +6,14 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::isolation::{InFlight, OwnerTag, Runner};
+use crate::isolation::{OwnerTag, Runner, Turn, is_checked_test_thread};
 use crate::native_stack;
 use crate::options::{FIRST_SLEEP, Options};
 use crate::proc_threads::{self, KernelThread};
 #[cfg(test)]
 use crate::stack::RawFrame;
 use crate::stack::{clean_symbol, native_frames, source_root};
-use crate::thread_report::{self, LeakedThread, ThreadSection, ThreadState};
+use crate::thread_report::{self, LeakedThread, ThreadKind, ThreadSection, ThreadState};
 
 /// Stacks captured per check at most: each can take up to the capture
 /// bound, so a test that leaks a thousand threads still ends in time.
@@ -39,62 +39,63 @@ impl RuntimeThreads {
             .insert(proc_threads::current_tid());
     }
 
-    fn contains(&self, tid: i32) -> bool {
+    pub(crate) fn contains(&self, tid: i32) -> bool {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).contains(&tid)
     }
 }
 
 /// The threads alive before a test body, with what it takes to tie the
-/// threads started after to the test.
+/// threads started after to the test. Holds the test's turn among
+/// thread-checked tests, and its thread's kernel name, until dropped.
 #[derive(Debug)]
 pub(crate) struct ThreadSnapshot {
-    /// Thread ids alive before the body. Ids are reused only after the
-    /// kernel has handed out every other one (`pid_max`, 4 million by
-    /// default), so within one test an id names one thread.
+    /// Thread ids alive before the body. The kernel hands an id out again
+    /// only after cycling through `pid_max` others (32 768 at the least),
+    /// so within one test an id names one thread.
     before: HashSet<i32>,
     own_tid: i32,
     tag: OwnerTag,
-    runtime: RuntimeThreads,
     /// Whether no unchecked test can start a thread during this test.
     alone: bool,
     runner: Runner,
-    /// Why threads cannot be checked here, if they cannot.
-    unavailable: Option<String>,
+    // Last: released after the name is restored.
+    _turn: Turn,
 }
 
 impl ThreadSnapshot {
-    /// Takes the snapshot on the test's own thread, which it renames (see
-    /// [`OwnerTag`]) until dropped. `in_flight` must hold its turn.
-    pub(crate) fn take(test: &str, in_flight: &InFlight, runtime: RuntimeThreads) -> Self {
+    /// Waits for the test's turn among thread-checked tests, marks the
+    /// test's thread (see [`OwnerTag`]) and lists the threads alive. `None`,
+    /// said once on stderr, where threads cannot be listed.
+    pub(crate) fn begin(test: &str) -> Option<Self> {
+        if let Err(reason) = crate::isolation::threads_checkable() {
+            crate::isolation::say_once(&format!("taskleak: threads are not checked in this process: {reason}"));
+            return None;
+        }
+        let turn = Turn::wait();
         let runner = crate::isolation::runner();
         let tag = OwnerTag::mark(test);
-        let (before, unavailable) = match proc_threads::ids() {
-            Ok(ids) => (ids.into_iter().collect(), None),
-            Err(reason) => (HashSet::new(), Some(reason)),
-        };
-        ThreadSnapshot {
+        let before = proc_threads::ids().ok()?.into_iter().collect();
+        Some(ThreadSnapshot {
             before,
             own_tid: proc_threads::current_tid(),
             tag,
-            runtime,
-            alone: in_flight.others_all_checked(&runner),
+            alone: turn.others_all_checked(&runner),
             runner,
-            unavailable,
-        }
+            _turn: turn,
+        })
+    }
+
+    /// The kernel name the test's threads inherit: give it to the threads
+    /// of the test's runtime too, so that threads they start carry it.
+    pub(crate) fn tag(&self) -> Option<&str> {
+        self.tag.tag()
     }
 
     /// Waits for threads started since the snapshot to end, within the
-    /// options' retry budget, then describes those still alive.
-    pub(crate) fn check(&self, options: &Options) -> ThreadSection {
+    /// options' retry budget, then describes those still alive. `runtime`
+    /// holds the threads of the test's runtime, already shut down.
+    pub(crate) fn check(&self, options: &Options, runtime: &RuntimeThreads) -> ThreadSection {
         let mut findings = ThreadSection::default();
-        if let Some(reason) = &self.unavailable {
-            // Said once per process even when nothing else is reported, so
-            // a passing test does not pass for a check that never ran.
-            static SAID: std::sync::Once = std::sync::Once::new();
-            SAID.call_once(|| eprintln!("taskleak: threads are not checked in this process: {reason}"));
-            findings.notes.push(format!("threads were not checked: {reason}"));
-            return findings;
-        }
         let start = Instant::now();
         let mut sleep = FIRST_SLEEP;
         let mut left = self.fresh(options);
@@ -119,8 +120,11 @@ impl ThreadSnapshot {
         let mut leaked = Vec::new();
         let mut unattributed = Vec::new();
         let mut unjudged = 0;
-        for (index, thread) in left.into_iter().enumerate() {
-            let Some(described) = self.describe(thread, index, cwd.as_deref(), &mut findings.notes) else {
+        let mut captures = 0;
+        for thread in left {
+            let Some((described, owned)) =
+                self.describe(thread, runtime, &mut captures, cwd.as_deref(), &mut findings.notes)
+            else {
                 continue;
             };
             if options.ignore.ignores_thread(&described.name, &described.stack) {
@@ -129,7 +133,6 @@ impl ThreadSnapshot {
             if described.stack.is_empty() && options.ignore.needs_stacks() {
                 unjudged += 1;
             }
-            let owned = described.blocking_pool || self.tag.tag() == Some(described.name.as_str()) || self.alone;
             if owned {
                 leaked.push(described)
             } else {
@@ -142,13 +145,15 @@ impl ThreadSnapshot {
             ));
         }
         if !unattributed.is_empty() {
-            let Runner::Concurrent(threads) = self.runner else {
-                unreachable!("one test at a time means every thread is the test's");
+            let threads = match self.runner {
+                Runner::Concurrent(threads) => threads,
+                Runner::OneTestAtATime(_) => 1,
             };
             findings.inconclusive = Some(format!(
-                "libtest runs up to {threads} tests at once in this process, and a thread with a name of \
-                 its own cannot be tied to the test that started it; for an exact result run \
-                 `cargo nextest run` or `cargo test -- --test-threads=1`"
+                "libtest runs up to {threads} tests at once in this process, and nothing ties these threads \
+                 to this test (a thread started without a name inherits the test's mark; these were named, \
+                 or started by a thread that was); their stacks were not captured, so as not to disturb \
+                 another test. For an exact result run `cargo nextest run` or `cargo test -- --test-threads=1`"
             ));
         }
         findings.leaked = thread_report::group(leaked);
@@ -157,51 +162,91 @@ impl ThreadSnapshot {
     }
 
     /// Threads started since the snapshot that are still alive, other than
-    /// the test's own thread, taskleak's, and those ignored by name.
+    /// the test's own thread, checked tests' threads, taskleak's, and those
+    /// ignored by name.
     fn fresh(&self, options: &Options) -> Vec<KernelThread> {
         let Ok(ids) = proc_threads::ids() else {
             return Vec::new();
         };
         ids.into_iter()
-            .filter(|tid| {
-                !self.before.contains(tid) && *tid != self.own_tid && !crate::isolation::is_checked_test_thread(*tid)
-            })
+            .filter(|tid| !self.before.contains(tid) && *tid != self.own_tid && !is_checked_test_thread(*tid))
             // Only new threads are read: a clean test reads no thread's file.
             .filter_map(proc_threads::read)
-            .filter(|thread| thread.name != OWN_TIMER_THREAD && !options.ignore.ignores_thread_name(&thread.name))
+            .filter(|thread| {
+                thread.name != OWN_TIMER_THREAD
+                    && !is_gone(thread.state)
+                    && !options.ignore.ignores_thread_name(&self.shown_name(&thread.name))
+            })
             .collect()
     }
 
-    /// Describes a surviving thread; `None` if it is a runtime's idle or
-    /// worker thread, or exited meanwhile.
+    /// The name reports show: none for a thread that only inherited the
+    /// test's mark.
+    fn shown_name(&self, kernel_name: &str) -> String {
+        if self.tag() == Some(kernel_name) {
+            String::new()
+        } else {
+            kernel_name.to_owned()
+        }
+    }
+
+    /// Describes a surviving thread, and says whether it is the test's.
+    /// `None` if it is a runtime's idle or worker thread, another checked
+    /// test's, or it exited meanwhile.
     fn describe(
         &self,
         thread: KernelThread,
-        index: usize,
+        runtime: &RuntimeThreads,
+        captures: &mut usize,
         cwd: Option<&str>,
         notes: &mut Vec<String>,
-    ) -> Option<LeakedThread> {
+    ) -> Option<(LeakedThread, bool)> {
         let tid = thread.key.tid;
+        if is_checked_test_thread(tid) {
+            return None;
+        }
+        let ours_in_runtime = runtime.contains(tid);
+        let owned = ours_in_runtime || self.tag() == Some(thread.name.as_str()) || self.alone;
+        // Only the test's own threads are signalled: another test's could
+        // see an interrupted call fail.
+        let capture = owned && *captures < MAX_CAPTURES;
         // Read before the capture, which wakes the thread for a moment.
-        let (kernel, call) = blocked_view(tid)?;
-        let captured = if index < MAX_CAPTURES {
-            native_stack::capture(tid)
+        let (kernel, call) = if capture {
+            blocked_view(tid)?
         } else {
-            Err(format!("only the first {MAX_CAPTURES} threads' stacks are captured"))
+            (proc_threads::read(tid)?, proc_threads::blocked_call(tid))
         };
-        let ours_in_runtime = self.runtime.contains(tid);
+        if is_gone(kernel.state) {
+            return None;
+        }
+        let captured = if capture {
+            *captures += 1;
+            native_stack::capture(tid)
+        } else if owned {
+            Err(format!("only the first {MAX_CAPTURES} threads' stacks are captured"))
+        } else {
+            Err("not captured: the thread may be another test's".to_owned())
+        };
         let (stack, functions, stack_unavailable) = match captured {
             Ok(raw) => {
                 let functions: Vec<String> = raw.iter().map(|frame| clean_symbol(&frame.name)).collect();
                 (native_frames(&raw, cwd), functions, None)
             }
+            Err(reason) if reason == native_stack::EXITED => return None,
             Err(reason) => (Vec::new(), Vec::new(), Some(reason)),
         };
         let role = RuntimeRole::of(&functions);
-        match role {
+        let kind = match role {
             RuntimeRole::Worker | RuntimeRole::Idle => return None,
+            RuntimeRole::Blocking if ours_in_runtime => ThreadKind::TestRuntimeBlocking,
+            // Between two closures, or exiting: the test's runtime is shut down.
+            RuntimeRole::None if ours_in_runtime && stack_unavailable.is_none() => return None,
+            RuntimeRole::None if ours_in_runtime => ThreadKind::TestRuntimeUnknown,
             RuntimeRole::None
-                if stack_unavailable.is_some() && TOKIO_THREADS.contains(&thread.name.as_str()) && !ours_in_runtime =>
+                if owned
+                    && !ours_in_runtime
+                    && stack_unavailable.is_some()
+                    && TOKIO_THREADS.contains(&thread.name.as_str()) =>
             {
                 // Another runtime's thread, and no stack to tell busy from idle.
                 notes.push(format!(
@@ -210,18 +255,24 @@ impl ThreadSnapshot {
                 ));
                 return None;
             }
-            _ => {}
-        }
+            _ => ThreadKind::Plain,
+        };
         let state = classify(kernel.state, call, &functions);
-        Some(LeakedThread {
+        let leaked = LeakedThread {
             tid,
-            name: kernel.name,
+            name: self.shown_name(&kernel.name),
             state,
             stack,
             stack_unavailable,
-            blocking_pool: role == RuntimeRole::Blocking || (ours_in_runtime && role == RuntimeRole::None),
-        })
+            kind,
+        };
+        Some((leaked, owned))
     }
+}
+
+/// `Z` (zombie) and `X` (dead): a thread that has exited.
+fn is_gone(state: char) -> bool {
+    matches!(state, 'Z' | 'X')
 }
 
 /// The kernel's view of a thread, looked at a few times: a thread that
@@ -300,10 +351,10 @@ fn classify(state: char, call: Option<proc_threads::BlockedCall>, functions: &[S
         Some("futex") | None if has(&["Barrier::wait"]) => ThreadState::WaitingAtBarrier,
         Some("futex") | None if has(&["Condvar"]) => ThreadState::WaitingOnCondvar,
         Some("futex") | None if has(&["JoinHandle", "JoinInner"]) && has(&["join"]) => ThreadState::Joining,
-        Some("futex") | None if has(&["std::thread::park"]) => ThreadState::Parked,
+        Some("futex") | None if in_std_thread(functions, &["::park", "::park_timeout"]) => ThreadState::Parked,
         Some("futex") => ThreadState::WaitingOnFutex,
         Some("nanosleep" | "clock_nanosleep") => ThreadState::Sleeping,
-        None if has(&["std::thread::sleep"]) => ThreadState::Sleeping,
+        None if in_std_thread(functions, &["::sleep", "::sleep_ms", "::sleep_until"]) => ThreadState::Sleeping,
         Some("read" | "readv" | "pread64" | "recvfrom" | "recvmsg") => ThreadState::Reading(fd()),
         Some("write" | "sendto") => ThreadState::Writing(fd()),
         Some("accept" | "accept4") => ThreadState::Accepting(fd()),
@@ -315,6 +366,15 @@ fn classify(state: char, call: Option<proc_threads::BlockedCall>, functions: &[S
             None => ThreadState::Unknown(format!("kernel state `{state}`, no system call readable")),
         },
     }
+}
+
+/// Whether a frame is a `std::thread` function ending in one of `suffixes`
+/// (`std::thread::functions::park`, `<std::thread::thread::Thread>::park`).
+fn in_std_thread(functions: &[String], suffixes: &[&str]) -> bool {
+    functions.iter().any(|function| {
+        let function = function.trim_start_matches('<');
+        function.starts_with("std::thread::") && suffixes.iter().any(|suffix| function.ends_with(suffix))
+    })
 }
 
 /// The frames of a raw stack as names, for tests of the classification.
@@ -378,10 +438,13 @@ mod tests {
 
     #[test]
     fn without_a_readable_system_call_the_stack_still_tells() {
-        assert_eq!(
-            classify('S', None, &frames(&["std::thread::sleep"])),
-            ThreadState::Sleeping
-        );
+        // As std 1.95 names them.
+        let sleep = frames(&["std::thread::functions::sleep"]);
+        assert_eq!(classify('S', None, &sleep), ThreadState::Sleeping);
+        let park = frames(&["std::thread::functions::park"]);
+        assert_eq!(classify('S', None, &park), ThreadState::Parked);
+        let park = frames(&["<std::thread::thread::Thread>::park"]);
+        assert_eq!(classify('S', None, &park), ThreadState::Parked);
         assert!(matches!(classify('S', None, &[]), ThreadState::Unknown(_)));
     }
 

@@ -59,17 +59,17 @@ pub enum ThreadState {
 impl fmt::Display for ThreadState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ThreadState::Running => f.write_str("running: it computes and never blocks"),
+            ThreadState::Running => f.write_str("running: on a CPU each time it was looked at"),
             ThreadState::Sleeping => f.write_str("sleeping"),
             ThreadState::WaitingForLock => f.write_str("waiting to take a lock (Mutex/RwLock)"),
             ThreadState::WaitingOnChannel => f.write_str("waiting on a channel (a sender or receiver is still alive)"),
             ThreadState::WaitingOnCondvar => f.write_str("waiting on a Condvar"),
             ThreadState::WaitingAtBarrier => f.write_str("waiting at a Barrier"),
-            ThreadState::Parked => f.write_str("parked (std::thread::park), never unparked"),
-            ThreadState::Joining => f.write_str("joining another thread that does not end"),
+            ThreadState::Parked => f.write_str("parked (std::thread::park)"),
+            ThreadState::Joining => f.write_str("joining another thread"),
             ThreadState::WaitingOnFutex => f.write_str("waiting on a futex (a lock, condvar or channel)"),
-            ThreadState::Reading(what) => write!(f, "reading from {what}, with no timeout"),
-            ThreadState::Writing(what) => write!(f, "writing to {what}, which is not drained"),
+            ThreadState::Reading(what) => write!(f, "reading from {what}"),
+            ThreadState::Writing(what) => write!(f, "writing to {what}"),
             ThreadState::Accepting(what) => write!(f, "accepting connections on {what}"),
             ThreadState::Polling => f.write_str("polling file descriptors"),
             ThreadState::WaitingForChild => f.write_str("waiting for a child process"),
@@ -150,8 +150,19 @@ pub struct ThreadGroup {
     pub(crate) state: ThreadState,
     pub(crate) stack: Vec<StackFrame>,
     pub(crate) stack_unavailable: Option<String>,
-    /// Leaked by a `spawn_blocking` closure on the test's runtime.
-    pub(crate) blocking_pool: bool,
+    pub(crate) kind: ThreadKind,
+}
+
+/// Whose thread it is, as far as the check can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum ThreadKind {
+    /// A thread the test (or something it called) started.
+    Plain,
+    /// The test's runtime's blocking-pool thread, still running a
+    /// `spawn_blocking` closure.
+    TestRuntimeBlocking,
+    /// The test's runtime's thread, alive after shutdown, stack unknown.
+    TestRuntimeUnknown,
 }
 
 impl ThreadGroup {
@@ -174,8 +185,9 @@ impl ThreadGroup {
     }
 
     /// The threads' name as the kernel keeps it: at most 15 bytes of the
-    /// name given to `std::thread::Builder::name`, or, for a thread started
-    /// without one, the name of the thread that started it.
+    /// name given to `std::thread::Builder::name`. Empty for a thread the
+    /// test started without a name; a thread something else started
+    /// without one shows the name of the thread that started it.
     ///
     /// ```
     /// # fn show(group: &taskleak::ThreadGroup) { println!("{}", group.name()); }
@@ -217,14 +229,14 @@ impl ThreadGroup {
         self.stack_unavailable.as_deref()
     }
 
-    /// Whether these are threads of the test's tokio runtime still running
-    /// a `spawn_blocking` closure.
+    /// Whether these are threads of the test's own tokio runtime still
+    /// running a `spawn_blocking` closure after it shut down.
     ///
     /// ```
     /// # fn show(group: &taskleak::ThreadGroup) { println!("{}", group.is_blocking_pool()); }
     /// ```
     pub fn is_blocking_pool(&self) -> bool {
-        self.blocking_pool
+        self.kind == ThreadKind::TestRuntimeBlocking
     }
 }
 
@@ -261,12 +273,12 @@ pub(crate) struct LeakedThread {
     pub(crate) state: ThreadState,
     pub(crate) stack: Vec<StackFrame>,
     pub(crate) stack_unavailable: Option<String>,
-    pub(crate) blocking_pool: bool,
+    pub(crate) kind: ThreadKind,
 }
 
 /// Groups identical threads, largest group first.
 pub(crate) fn group(threads: Vec<LeakedThread>) -> Vec<ThreadGroup> {
-    type Key = (String, ThreadState, Vec<StackFrame>, bool);
+    type Key = (String, ThreadState, Vec<StackFrame>, ThreadKind);
     let mut index: HashMap<Key, usize> = HashMap::new();
     let mut groups: Vec<ThreadGroup> = Vec::new();
     for thread in threads {
@@ -274,7 +286,7 @@ pub(crate) fn group(threads: Vec<LeakedThread>) -> Vec<ThreadGroup> {
             thread.name.clone(),
             thread.state.clone(),
             thread.stack.clone(),
-            thread.blocking_pool,
+            thread.kind,
         );
         match index.get(&key) {
             Some(&at) => groups[at].thread_ids.push(thread.tid),
@@ -286,7 +298,7 @@ pub(crate) fn group(threads: Vec<LeakedThread>) -> Vec<ThreadGroup> {
                     state: thread.state,
                     stack: thread.stack,
                     stack_unavailable: thread.stack_unavailable,
-                    blocking_pool: thread.blocking_pool,
+                    kind: thread.kind,
                 });
             }
         }
@@ -319,14 +331,17 @@ pub(crate) fn write_group(f: &mut fmt::Formatter<'_>, group: &ThreadGroup) -> fm
         format!("{count} threads")
     };
     let ids = format!("thread id{} {ids}{more}", if count == 1 { "" } else { "s" });
-    if group.blocking_pool {
-        writeln!(
+    match group.kind {
+        ThreadKind::TestRuntimeBlocking => writeln!(
             f,
-            "  {threads} of the test's runtime still running a `spawn_blocking` closure  (named {:?}, {ids})",
-            group.name
-        )?;
-    } else {
-        writeln!(f, "  {threads} named {:?}  ({ids})", group.name)?;
+            "  {threads} of the test's runtime still running a `spawn_blocking` closure  ({ids})"
+        )?,
+        ThreadKind::TestRuntimeUnknown => writeln!(
+            f,
+            "  {threads} of the test's runtime still alive after it shut down  ({ids})"
+        )?,
+        ThreadKind::Plain if group.name.is_empty() => writeln!(f, "  {threads} started without a name  ({ids})")?,
+        ThreadKind::Plain => writeln!(f, "  {threads} named {:?}  ({ids})", group.name)?,
     }
     writeln!(f, "    blocked: {}", group.state)?;
     match &group.stack_unavailable {

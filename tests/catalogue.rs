@@ -715,8 +715,16 @@ const THREAD_LEAKS: &[ThreadLeak] = &[
         fix: "thread-io",
     },
     ThreadLeak {
+        test: "threads::tests::leaky_thread_parked",
+        blocked: "parked",
+        runs: "threads::parker",
+        at: "src/threads.rs:56:",
+        top: "std::thread::functions::park",
+        fix: "thread-waiting",
+    },
+    ThreadLeak {
         test: "threads::tests::leaky_thread_busy",
-        blocked: "running: it computes and never blocks",
+        blocked: "running: on a CPU each time it was looked at",
         runs: "threads::spinner",
         at: "src/threads.rs:4",
         top: "",
@@ -734,6 +742,12 @@ fn every_leaked_thread_is_reported_with_what_it_runs_and_waits_for() {
         assert!(
             output.contains(&headline),
             "{}: no `{headline}` in:\n{output}",
+            leak.test
+        );
+        // Started without a name, it shows none (not the test's mark).
+        assert!(
+            output.contains("1 thread started without a name") || output.contains("1 thread of the test's runtime"),
+            "{}: {output}",
             leak.test
         );
         assert!(
@@ -875,4 +889,20 @@ fn nextest_runs_each_test_alone_so_a_named_thread_is_judged() {
     // Exactly the named-thread test failed; the churn tests all passed.
     assert!(text.contains("11 passed") || text.contains("11 tests passed"), "{text}");
     assert!(text.contains("1 failed"), "{text}");
+}
+
+#[test]
+fn other_tests_threads_never_fail_a_checked_test_nor_are_disturbed() {
+    // Checked and unchecked tests together, at several degrees of
+    // parallelism: the checked ones see the others' threads come and go.
+    for threads in ["--test-threads=2", "--test-threads=3", "--test-threads=6"] {
+        let output = cargo_test(&["--lib", "--", "foreign::", threads]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(output.status.success(), "{threads}:\n{text}");
+        assert!(text.contains("6 passed"), "{threads}:\n{text}");
+    }
 }
