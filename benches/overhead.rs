@@ -68,6 +68,7 @@ fn spec_with_threads(multi_thread: bool, check_threads: bool) -> TestSpec {
         ignore_spawned_at: &[],
         ignore_thread_name: &[],
         check_threads,
+        serial: false,
     }
 }
 

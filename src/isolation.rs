@@ -1,6 +1,7 @@
-//! Who else may be starting threads while a test is checked: checked tests
-//! take turns, each marks the threads it starts, and a thread no test can be
-//! tied to is judged only when no unchecked test can be running alongside.
+//! Who else may be starting threads while a test is checked: each checked
+//! test marks the threads it starts, `serial` ones take turns, and a thread
+//! no test can be tied to is judged only when no other test can be running
+//! alongside.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -80,11 +81,12 @@ fn runner_from(
     }
 }
 
-/// Checked tests started and not yet finished (waiting for their turn or
-/// running).
-static CHECKED_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+/// Serial checked tests started and not yet finished (waiting for their
+/// turn or running).
+static SERIAL_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
-/// The threads those tests run on: started by libtest, never a leak.
+/// The threads thread-checked tests in flight run on: started by libtest,
+/// never a leak.
 static CHECKED_THREADS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
 /// Whether `tid` is the thread of a checked test in flight.
@@ -95,13 +97,12 @@ pub(crate) fn is_checked_test_thread(tid: i32) -> bool {
         .contains(&tid)
 }
 
-/// Serializes thread-checked tests: one never sees another's threads.
+/// Serializes serial checked tests: one never sees another's threads.
 static TURN: Mutex<()> = Mutex::new(());
 
-/// A thread-checked test's turn: counted among the checked tests in flight
-/// from before it waits until it finishes, and holding the turn in
-/// between. Dropped, it leaves the count before it lets the next test go,
-/// so the next one never counts it.
+/// A thread-checked test's place among those in flight, and for a `serial`
+/// one its turn. Dropped, it leaves the count before it lets the next
+/// serial test go, so the next one never counts it.
 #[derive(Debug)]
 pub(crate) struct Turn {
     tid: i32,
@@ -109,38 +110,45 @@ pub(crate) struct Turn {
 }
 
 impl Turn {
-    /// Waits until no other thread-checked test runs. Unbounded, as a
-    /// test's own run is: it ends when the test before it ends.
-    pub(crate) fn wait() -> Self {
+    /// Registers the test's thread; a `serial` test then waits until no
+    /// other serial test runs. Unbounded, as a test's own run is: it ends
+    /// when the test before it ends.
+    pub(crate) fn wait(serial: bool) -> Self {
         let tid = proc_threads::current_tid();
         CHECKED_THREADS.lock().unwrap_or_else(PoisonError::into_inner).push(tid);
-        CHECKED_IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
-        // A test that panicked while holding the turn poisons nothing here.
-        let held = TURN.lock().unwrap_or_else(PoisonError::into_inner);
-        Turn { tid, held: Some(held) }
+        let held = serial.then(|| {
+            SERIAL_IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+            // A test that panicked while holding the turn poisons nothing.
+            TURN.lock().unwrap_or_else(PoisonError::into_inner)
+        });
+        Turn { tid, held }
     }
 
-    /// Whether, with this turn held, every test libtest is running is a
-    /// checked one: all the others wait for the turn and cannot finish, so
-    /// libtest starts no other test until this one is done.
-    pub(crate) fn others_all_checked(&self, runner: &Runner) -> bool {
+    /// Whether no test that could start threads runs alongside: libtest
+    /// runs one test at a time, or this serial test holds its turn and
+    /// every test libtest is running is a serial one — all the others wait
+    /// for the turn and cannot finish, so libtest starts no other test
+    /// until this one is done.
+    pub(crate) fn alone(&self, runner: &Runner) -> bool {
         match runner {
             Runner::OneTestAtATime(_) => true,
-            Runner::Concurrent(threads) => CHECKED_IN_FLIGHT.load(Ordering::SeqCst) >= *threads,
+            Runner::Concurrent(threads) => self.held.is_some() && SERIAL_IN_FLIGHT.load(Ordering::SeqCst) >= *threads,
         }
     }
 }
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        CHECKED_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
         let mut threads = CHECKED_THREADS.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(at) = threads.iter().position(|tid| *tid == self.tid) {
             threads.swap_remove(at);
         }
         drop(threads);
-        // Only now: the test waking up must not count this one.
-        self.held.take();
+        if let Some(held) = self.held.take() {
+            SERIAL_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+            // Only now: the serial test waking up must not count this one.
+            drop(held);
+        }
     }
 }
 
@@ -240,6 +248,36 @@ mod tests {
         ));
         assert_eq!(runner(&["--exact", "a::t", "b::t"], &[]), Runner::Concurrent(8));
         assert_eq!(runner(&["--skip", "x", "a::t"], &[]), Runner::Concurrent(8));
+    }
+
+    #[test]
+    fn a_serial_test_is_alone_when_every_running_test_waits_for_its_turn() {
+        let first = Turn::wait(true);
+        let (entered, entered_rx) = std::sync::mpsc::channel();
+        let second = std::thread::spawn(move || {
+            let turn = Turn::wait(true);
+            entered.send(()).expect("send");
+            drop(turn);
+        });
+        // The second test is registered and waits for the turn.
+        while SERIAL_IN_FLIGHT.load(Ordering::SeqCst) < 2 {
+            std::thread::yield_now();
+        }
+        assert!(
+            entered_rx.try_recv().is_err(),
+            "a serial test ran during another's turn"
+        );
+        assert!(first.alone(&Runner::Concurrent(2)));
+        assert!(!first.alone(&Runner::Concurrent(3)), "a third test may be unchecked");
+        assert!(
+            !Turn::wait(false).alone(&Runner::Concurrent(2)),
+            "not serial: never alone"
+        );
+        assert!(Turn::wait(false).alone(&Runner::OneTestAtATime("one")));
+        drop(first);
+        entered_rx.recv().expect("the second test runs once the first is done");
+        second.join().expect("second");
+        assert_eq!(SERIAL_IN_FLIGHT.load(Ordering::SeqCst), 0);
     }
 
     #[cfg(target_os = "linux")]

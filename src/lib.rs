@@ -108,6 +108,7 @@
 //! | `ignore_spawned_at = "regex"` | [`Options::ignore_spawned_at`] | none | yes |
 //! | `ignore_thread_name = "regex"` | [`Options::ignore_thread_name`] | none | no |
 //! | `threads = false` | [`Options::check_threads`] | `true` | no |
+//! | `serial = true` | [`Options::serial`] | `false` | no |
 //! | `task_names = true` | — (attribute only) | `false` | yes |
 //! | `crate = "path"` | — (attribute only) | `::taskleak` | no |
 //!
@@ -151,8 +152,8 @@
 //! - Threads are checked on Linux only. A thread with a name of its own,
 //!   while unchecked tests run alongside, cannot be tied to its test: the
 //!   check is then *inconclusive* and passes, saying how to get an exact
-//!   result (`cargo nextest run`, `--test-threads=1`). Thread-checked tests
-//!   take turns. See `docs/threads.md`.
+//!   result (`cargo nextest run`, `--test-threads=1`, or `serial = true`).
+//!   See `docs/threads.md`.
 #![doc(test(attr(deny(warnings, rust_2018_idioms), allow(dead_code, unused_variables))))]
 // The examples show a test as users write it: the attribute expands (and is
 // checked) in the doctest, the test itself runs in tests/.
@@ -230,5 +231,6 @@ pub use thread_report::{ThreadGroup, ThreadState};
 /// Arguments: `max_retries = N`, `max_sleep = "100ms"` (units `us`, `ms`,
 /// `s`), any number of `ignore_top_function`, `ignore_any_function`,
 /// `ignore_spawned_at` and `ignore_thread_name` regexes, `threads = false`,
+/// `serial = true`,
 /// `task_names = true`, `crate = "path"`; see the crate docs, "Options".
 pub use taskleak_macros::verify_no_leaks;

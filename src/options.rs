@@ -66,6 +66,7 @@ pub struct Options {
     max_retries: u32,
     max_sleep: Duration,
     check_threads: bool,
+    serial: bool,
     pub(crate) ignore: IgnoreRules,
 }
 
@@ -82,6 +83,7 @@ impl Options {
             max_retries: DEFAULT_MAX_RETRIES,
             max_sleep: DEFAULT_MAX_SLEEP,
             check_threads: true,
+            serial: false,
             ignore: IgnoreRules::default(),
         }
     }
@@ -185,8 +187,7 @@ impl Options {
     }
 
     /// Whether `#[verify_no_leaks]` checks threads as well as tasks (the
-    /// default). Thread-checked tests take turns; turning thread checks off
-    /// lets a test run alongside others again.
+    /// default).
     ///
     /// ```
     /// let options = taskleak::Options::new().check_threads(false);
@@ -195,6 +196,32 @@ impl Options {
     pub fn check_threads(mut self, check: bool) -> Self {
         self.check_threads = check;
         self
+    }
+
+    /// Makes the test take turns with other `serial` thread-checked tests
+    /// (off by default). While libtest runs tests in parallel, a leaked
+    /// thread with a name of its own can be tied to its test only when no
+    /// other test runs alongside: serial tests can tell when that is so
+    /// (every test libtest is running is a serial one waiting for its
+    /// turn), and judge such a thread instead of calling the check
+    /// inconclusive. It costs the parallelism of those tests.
+    ///
+    /// ```
+    /// let options = taskleak::Options::new().serial(true);
+    /// assert!(options.is_serial());
+    /// ```
+    pub fn serial(mut self, serial: bool) -> Self {
+        self.serial = serial;
+        self
+    }
+
+    /// Whether the test takes turns; see [`Options::serial`].
+    ///
+    /// ```
+    /// assert!(!taskleak::Options::new().is_serial());
+    /// ```
+    pub fn is_serial(&self) -> bool {
+        self.serial
     }
 
     /// Whether threads are checked; see [`Options::check_threads`].
@@ -237,6 +264,7 @@ impl fmt::Debug for Options {
             .field("max_retries", &self.max_retries)
             .field("max_sleep", &self.max_sleep)
             .field("check_threads", &self.check_threads)
+            .field("serial", &self.serial)
             .field("ignore", &self.ignore)
             .finish()
     }

@@ -64,6 +64,8 @@ pub struct TestSpec {
     pub ignore_thread_name: &'static [&'static str],
     /// `threads = false` turns thread checks off.
     pub check_threads: bool,
+    /// `serial = true`: take turns with other serial thread-checked tests.
+    pub serial: bool,
 }
 
 impl TestSpec {
@@ -87,7 +89,7 @@ impl TestSpec {
         for rule in self.ignore_thread_name {
             options = options.ignore_thread_name(rule)?;
         }
-        Ok(options.check_threads(self.check_threads))
+        Ok(options.check_threads(self.check_threads).serial(self.serial))
     }
 
     /// The test's path as libtest prints it: the module path without the
@@ -155,7 +157,10 @@ pub fn run_tokio_test<T>(
     runtime_thread_hooks(&mut builder, &runtime_threads, spec.task_names);
     #[cfg(tokio_unstable)]
     let _names = spec.task_names.then(crate::names::capture_on_this_thread);
-    let threads = options.checks_threads().then(|| ThreadSnapshot::begin(&test)).flatten();
+    let threads = options
+        .checks_threads()
+        .then(|| ThreadSnapshot::begin(&test, options.is_serial()))
+        .flatten();
     if let Some(tag) = threads.as_ref().and_then(ThreadSnapshot::tag) {
         // Threads the runtime's threads start without a name inherit it.
         builder.thread_name(tag);
@@ -227,7 +232,7 @@ pub fn run_sync_test<T>(spec: TestSpec, is_failure: impl Fn(&T) -> bool, body: i
         return body();
     }
     let test = spec.test_path();
-    let Some(snapshot) = ThreadSnapshot::begin(&test) else {
+    let Some(snapshot) = ThreadSnapshot::begin(&test, options.is_serial()) else {
         return body();
     };
     let outcome = panic::catch_unwind(AssertUnwindSafe(body));

@@ -45,8 +45,9 @@ impl RuntimeThreads {
 }
 
 /// The threads alive before a test body, with what it takes to tie the
-/// threads started after to the test. Holds the test's turn among
-/// thread-checked tests, and its thread's kernel name, until dropped.
+/// threads started after to the test. Holds the test's place among
+/// thread-checked tests (its turn, if `serial`), and its thread's kernel
+/// name, until dropped.
 #[derive(Debug)]
 pub(crate) struct ThreadSnapshot {
     /// Thread ids alive before the body. The kernel hands an id out again
@@ -63,15 +64,15 @@ pub(crate) struct ThreadSnapshot {
 }
 
 impl ThreadSnapshot {
-    /// Waits for the test's turn among thread-checked tests, marks the
-    /// test's thread (see [`OwnerTag`]) and lists the threads alive. `None`,
-    /// said once on stderr, where threads cannot be listed.
-    pub(crate) fn begin(test: &str) -> Option<Self> {
+    /// Waits for the test's turn if it is `serial`, marks the test's thread
+    /// (see [`OwnerTag`]) and lists the threads alive. `None`, said once on
+    /// stderr, where threads cannot be listed.
+    pub(crate) fn begin(test: &str, serial: bool) -> Option<Self> {
         if let Err(reason) = crate::isolation::threads_checkable() {
             crate::isolation::say_once(&format!("taskleak: threads are not checked in this process: {reason}"));
             return None;
         }
-        let turn = Turn::wait();
+        let turn = Turn::wait(serial);
         let runner = crate::isolation::runner();
         let tag = OwnerTag::mark(test);
         let before = proc_threads::ids().ok()?.into_iter().collect();
@@ -79,7 +80,7 @@ impl ThreadSnapshot {
             before,
             own_tid: proc_threads::current_tid(),
             tag,
-            alone: turn.others_all_checked(&runner),
+            alone: turn.alone(&runner),
             runner,
             _turn: turn,
         })

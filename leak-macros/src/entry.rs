@@ -9,7 +9,7 @@ use syn::spanned::Spanned;
 use syn::{Attribute, Expr, ItemFn, Lit, LitStr, MetaNameValue, Token};
 
 const OPTIONS: &str = "`max_retries`, `max_sleep`, `ignore_top_function`, `ignore_any_function`, `ignore_spawned_at`, \
-                       `ignore_thread_name`, `threads`, `task_names`, `crate`";
+                       `ignore_thread_name`, `threads`, `serial`, `task_names`, `crate`";
 
 /// The attribute's own arguments.
 #[derive(Default)]
@@ -18,6 +18,7 @@ struct Config {
     krate: Option<syn::Path>,
     task_names: Option<(bool, Span)>,
     threads: Option<(bool, Span)>,
+    serial: Option<(bool, Span)>,
     max_retries: Option<u32>,
     max_sleep_nanos: Option<u64>,
     ignore_top_function: Vec<LitStr>,
@@ -110,17 +111,17 @@ fn parse_config(args: TokenStream) -> syn::Result<Config> {
                     _ => config.ignore_spawned_at.push(pattern),
                 }
             }
-            "task_names" | "threads" => {
+            "task_names" | "threads" | "serial" => {
                 let Some(Lit::Bool(flag)) = literal(&pair.value) else {
                     return Err(syn::Error::new_spanned(
                         &pair.value,
                         format!("`{key}` takes `true` or `false`, e.g. `{key} = true`"),
                     ));
                 };
-                let slot = if key == "threads" {
-                    &mut config.threads
-                } else {
-                    &mut config.task_names
+                let slot = match key.as_str() {
+                    "threads" => &mut config.threads,
+                    "serial" => &mut config.serial,
+                    _ => &mut config.task_names,
                 };
                 set_once(slot, (flag.value, pair.path.span()), &pair.path)?;
             }
@@ -136,6 +137,12 @@ fn parse_config(args: TokenStream) -> syn::Result<Config> {
             }
             _ => return Err(unknown_option(&pair.path)),
         }
+    }
+    if let (Some((true, span)), Some((false, _))) = (config.serial, config.threads) {
+        return Err(syn::Error::new(
+            span,
+            "`serial` makes thread checks take turns, and `threads = false` turns them off: keep one",
+        ));
     }
     Ok(config)
 }
@@ -427,6 +434,7 @@ fn generate(input: &ItemFn, attrs: Vec<&Attribute>, config: &Config, kind: &Test
     let should_panic = outer_attrs.iter().any(|attr| attr.path().is_ident("should_panic"));
     let task_names = config.task_names.is_some_and(|(names, _)| names);
     let check_threads = config.threads.is_none_or(|(threads, _)| threads);
+    let serial = config.serial.is_some_and(|(serial, _)| serial);
     let flavor = match kind {
         TestKind::Tokio(RuntimeConfig { multi_thread: true, .. }) => quote!(MultiThread),
         _ => quote!(CurrentThread),
@@ -459,6 +467,7 @@ fn generate(input: &ItemFn, attrs: Vec<&Attribute>, config: &Config, kind: &Test
             ignore_spawned_at: &[#(#ignore_spawned_at),*],
             ignore_thread_name: &[#(#ignore_thread_name),*],
             check_threads: #check_threads,
+            serial: #serial,
         }
     };
     let is_failure = quote! {

@@ -23,4 +23,8 @@ fn bad_thread_name_regex() {}
 #[taskleak::verify_no_leaks]
 fn not_a_test() {}
 
+#[taskleak::verify_no_leaks(serial = true, threads = false)]
+#[tokio::test]
+async fn serial_without_threads() {}
+
 fn main() {}
