@@ -216,6 +216,25 @@ pub use thread_report::{ThreadGroup, ThreadState};
 /// # fn main() {}
 /// ```
 ///
+/// On a module, it checks every test function inside (nested modules too),
+/// each with the module's options merged with its own attribute's (its own
+/// win; ignore rules add up); [`skip`] opts a test out:
+///
+/// ```
+/// #[taskleak::verify_no_leaks(max_retries = 40)]
+/// mod tests {
+///     #[tokio::test]
+///     async fn joined() {
+///         tokio::spawn(async {}).await.unwrap();
+///     }
+///
+///     #[taskleak::verify_no_leaks(ignore_thread_name = "^metrics$")]
+///     #[test]
+///     fn with_a_rule_of_its_own() {}
+/// }
+/// # fn main() {}
+/// ```
+///
 /// On a plain test it checks threads:
 ///
 /// ```
@@ -234,3 +253,21 @@ pub use thread_report::{ThreadGroup, ThreadState};
 /// `serial = true`,
 /// `task_names = true`, `crate = "path"`; see the crate docs, "Options".
 pub use taskleak_macros::verify_no_leaks;
+
+/// Opts one test out of the check of the module it is in.
+///
+/// ```
+/// #[taskleak::verify_no_leaks]
+/// mod tests {
+///     #[test]
+///     fn checked() {}
+///
+///     #[taskleak::skip] // starts a process-wide logger thread on purpose
+///     #[test]
+///     fn installs_the_global_logger() {}
+/// }
+/// # fn main() {}
+/// ```
+///
+/// Outside a checked module there is nothing to skip, and it does nothing.
+pub use taskleak_macros::skip;

@@ -906,3 +906,32 @@ fn other_tests_threads_never_fail_a_checked_test_nor_are_disturbed() {
         assert!(text.contains("6 passed"), "{threads}:\n{text}");
     }
 }
+
+#[test]
+fn a_module_level_check_catches_the_one_leaky_test_of_its_module() {
+    // The module's `max_retries = 5` applies to its tests.
+    let output = &outcome("module_level::checked::leaky_task_in_a_checked_module").output;
+    assert!(
+        output.contains(
+            "1 task leaked by `module_level::checked::leaky_task_in_a_checked_module` (still alive after 5 retries"
+        ),
+        "{output}"
+    );
+    if UNSTABLE {
+        let site = spawn_site("src/module_level.rs", "module-level");
+        assert!(output.contains(&format!("spawned at {site}")), "{output}");
+    }
+    let nested = &outcome("module_level::checked::nested::leaky_thread_in_a_nested_module").output;
+    assert!(nested.contains("1 thread leaked by"), "{nested}");
+    // A test's own budget wins over the module's; a skipped test is not
+    // checked; helpers and the other tests pass.
+    for test in [
+        "module_level::checked::straggler_with_its_own_budget",
+        "module_level::checked::skipped_leaks_and_passes",
+        "module_level::checked::joined_thread",
+        "module_level::checked::joined_task",
+        "module_level::checked::nested::uses_a_helper",
+    ] {
+        assert!(outcome(test).passed, "{test}: {}", outcome(test).output);
+    }
+}

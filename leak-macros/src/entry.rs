@@ -13,7 +13,7 @@ const OPTIONS: &str = "`max_retries`, `max_sleep`, `ignore_top_function`, `ignor
 
 /// The attribute's own arguments.
 #[derive(Default)]
-struct Config {
+pub(crate) struct Config {
     /// `crate = "path"`: where taskleak is, when renamed in Cargo.toml.
     krate: Option<syn::Path>,
     task_names: Option<(bool, Span)>,
@@ -77,12 +77,12 @@ fn without_tokio_test(mut input: ItemFn) -> TokenStream {
     input.into_token_stream()
 }
 
-fn with_error(mut tokens: TokenStream, error: syn::Error) -> TokenStream {
+pub(crate) fn with_error(mut tokens: TokenStream, error: syn::Error) -> TokenStream {
     tokens.extend(error.into_compile_error());
     tokens
 }
 
-fn parse_config(args: TokenStream) -> syn::Result<Config> {
+pub(crate) fn parse_config(args: TokenStream) -> syn::Result<Config> {
     let pairs = syn::parse::Parser::parse2(Punctuated::<MetaNameValue, Token![,]>::parse_terminated, args)?;
     let mut config = Config::default();
     for pair in pairs {
@@ -167,7 +167,7 @@ impl Config {
     }
 
     /// The path generated code reaches taskleak by.
-    fn krate(&self) -> TokenStream {
+    pub(crate) fn krate(&self) -> TokenStream {
         match &self.krate {
             Some(path) => quote!(#path),
             None => quote!(::taskleak),
@@ -245,7 +245,7 @@ fn check_regex(pattern: &LitStr, key: &str) -> syn::Result<()> {
         .map_err(|error| syn::Error::new_spanned(pattern, format!("invalid regex for `{key}`:\n{error}")))
 }
 
-fn is_path(attr: &Attribute, segments: &[&str]) -> bool {
+pub(crate) fn is_path(attr: &Attribute, segments: &[&str]) -> bool {
     let path = attr.path();
     path.segments.len() == segments.len() && path.segments.iter().zip(segments).all(|(seg, want)| seg.ident == want)
 }
