@@ -19,7 +19,7 @@ pub(crate) enum Runner {
 
 /// Reads how libtest was asked to run: `--test-threads`, then
 /// `RUST_TEST_THREADS`, then the machine's parallelism (libtest's default).
-/// nextest runs each test in a process of its own.
+/// nextest runs each test in a process of its own, as `--exact <name>`.
 pub(crate) fn runner() -> Runner {
     // Read once: the arguments and libtest's setting do not change.
     static RUNNER: std::sync::OnceLock<Runner> = std::sync::OnceLock::new();
@@ -39,9 +39,9 @@ fn runner_from(
     env: impl Fn(&str) -> Option<String>,
     parallelism: impl FnOnce() -> usize,
 ) -> Runner {
-    if env("NEXTEST_EXECUTION_MODE").as_deref() == Some("process-per-test") {
-        return Runner::OneTestAtATime("cargo nextest runs each test in a process of its own");
-    }
+    // No trust in nextest's environment variables: a test binary started
+    // from inside a nextest test inherits them. nextest runs each test
+    // with `--exact <name>`, which says the same for sure.
     // libtest's options that take a value as the next argument.
     const VALUED: &[&str] = &[
         "--test-threads",
@@ -97,6 +97,10 @@ pub(crate) fn is_checked_test_thread(tid: i32) -> bool {
         .contains(&tid)
 }
 
+/// How long a serial test waits, with its turn, for libtest to start the
+/// test after the one that just finished (a few hundred microseconds).
+const REFILL_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Serializes serial checked tests: one never sees another's threads.
 static TURN: Mutex<()> = Mutex::new(());
 
@@ -133,6 +137,23 @@ impl Turn {
         match runner {
             Runner::OneTestAtATime(_) => true,
             Runner::Concurrent(threads) => self.held.is_some() && SERIAL_IN_FLIGHT.load(Ordering::SeqCst) >= *threads,
+        }
+    }
+
+    /// Like [`Turn::alone`], for a serial test that just got its turn: the
+    /// test before it has just left, and libtest starts the next one a
+    /// moment later. While this turn is held the count can only grow, so
+    /// waiting a bounded while for it is enough.
+    pub(crate) fn alone_after_refill(&self, runner: &Runner) -> bool {
+        let deadline = std::time::Instant::now() + REFILL_WAIT;
+        loop {
+            if self.alone(runner) {
+                return true;
+            }
+            if self.held.is_none() || std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
         }
     }
 }
@@ -178,6 +199,19 @@ pub(crate) struct OwnerTag {
     previous: Option<String>,
 }
 
+/// Every tag handed out in this process: a thread carrying one that is not
+/// the current test's was started by another checked test.
+static ISSUED_TAGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Whether `kernel_name` is the tag of some checked test of this process.
+pub(crate) fn is_issued_tag(kernel_name: &str) -> bool {
+    ISSUED_TAGS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .any(|tag| tag == kernel_name)
+}
+
 impl OwnerTag {
     pub(crate) fn mark(test: &str) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -193,6 +227,12 @@ impl OwnerTag {
                 .take(15usize.saturating_sub(tag.len())),
         );
         let tag = proc_threads::set_current_name(&tag).ok().map(|()| tag);
+        if let Some(tag) = &tag {
+            ISSUED_TAGS
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(tag.clone());
+        }
         OwnerTag { tag, previous }
     }
 
@@ -238,10 +278,15 @@ mod tests {
             runner(&["filter"], &[("RUST_TEST_THREADS", "1")]),
             Runner::OneTestAtATime(_)
         ));
+        // nextest's way to run one test; its environment alone proves nothing.
         assert!(matches!(
-            runner(&["--exact", "t"], &[("NEXTEST_EXECUTION_MODE", "process-per-test")]),
+            runner(&["--exact", "t", "--nocapture"], &[]),
             Runner::OneTestAtATime(_)
         ));
+        assert_eq!(
+            runner(&[], &[("NEXTEST_EXECUTION_MODE", "process-per-test")]),
+            Runner::Concurrent(8)
+        );
         assert!(matches!(
             runner(&["--exact", "a::t", "--nocapture"], &[]),
             Runner::OneTestAtATime(_)

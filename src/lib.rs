@@ -150,7 +150,7 @@
 //! - In count mode (no `tokio_unstable`), a pre-existing task that ends
 //!   during the test can hide a leak one for one.
 //! - Threads are checked on Linux only. A thread with a name of its own,
-//!   while unchecked tests run alongside, cannot be tied to its test: the
+//!   while other tests run alongside, cannot be tied to its test: the
 //!   check is then *inconclusive* and passes, saying how to get an exact
 //!   result (`cargo nextest run`, `--test-threads=1`, or `serial = true`).
 //!   See `docs/threads.md`.

@@ -152,19 +152,16 @@ pub fn run_tokio_test<T>(
     }
     let tracker = Tracker::new();
     tracker.install(&mut builder);
-    let runtime_threads = RuntimeThreads::default();
-    // `#[tokio::test]` has no thread hooks of its own to preserve.
-    runtime_thread_hooks(&mut builder, &runtime_threads, spec.task_names);
     #[cfg(tokio_unstable)]
     let _names = spec.task_names.then(crate::names::capture_on_this_thread);
     let threads = options
         .checks_threads()
         .then(|| ThreadSnapshot::begin(&test, options.is_serial()))
         .flatten();
-    if let Some(tag) = threads.as_ref().and_then(ThreadSnapshot::tag) {
-        // Threads the runtime's threads start without a name inherit it.
-        builder.thread_name(tag);
-    }
+    let runtime_threads = RuntimeThreads::default();
+    let tag = threads.as_ref().and_then(ThreadSnapshot::tag).map(str::to_owned);
+    // `#[tokio::test]` has no thread hooks of its own to preserve.
+    runtime_thread_hooks(&mut builder, &runtime_threads, spec.task_names, tag);
     let runtime = build(&mut builder);
 
     let (outcome, report) = runtime.block_on(async {
@@ -215,8 +212,10 @@ pub fn run_tokio_test<T>(
     } else {
         runtime.shutdown_timeout(CLEAN_SHUTDOWN_LIMIT);
     }
-    let threads = threads.map(|threads| threads.check(&options, &runtime_threads));
-    let report = with_threads(report, threads, &test);
+    let found = threads
+        .as_ref()
+        .map(|threads| threads.check(&options, &runtime_threads));
+    let report = with_threads(report, found, &test);
     // A leak fails the test unless it would stand in for the panic a
     // `#[should_panic]` test expects, or the environment says warn.
     let leaks_fail = !spec.should_panic && settings.mode == Mode::Fail;
@@ -236,18 +235,24 @@ pub fn run_sync_test<T>(spec: TestSpec, is_failure: impl Fn(&T) -> bool, body: i
         return body();
     };
     let outcome = panic::catch_unwind(AssertUnwindSafe(body));
-    let threads = snapshot.check(&options, &RuntimeThreads::default());
-    // Restores the thread's name and lets the next checked test go, before
-    // this test's own panic (or the report) ends it.
-    drop(snapshot);
-    let report = with_threads(None, Some(threads), &test);
+    let found = snapshot.check(&options, &RuntimeThreads::default());
+    let report = with_threads(None, Some(found), &test);
     let leaks_fail = !spec.should_panic && settings.mode == Mode::Fail;
+    // `snapshot` outlives the verdict (dropped on return or unwind): a
+    // serial test's turn passes on once its failure is written.
     conclude(outcome, report, is_failure, leaks_fail)
 }
 
-/// Records the runtime's threads as they start, and has them read task
+/// Records the runtime's threads as they start, gives them the test's
+/// kernel name (`tag`: threads they start without a name inherit it; Rust's
+/// name for them, in panic messages, stays tokio's), and has them read task
 /// names when asked.
-fn runtime_thread_hooks(builder: &mut tokio::runtime::Builder, threads: &RuntimeThreads, task_names: bool) {
+fn runtime_thread_hooks(
+    builder: &mut tokio::runtime::Builder,
+    threads: &RuntimeThreads,
+    task_names: bool,
+    tag: Option<String>,
+) {
     let threads = threads.clone();
     #[cfg(tokio_unstable)]
     let hooks = crate::names::RuntimeThreadHooks::new(task_names);
@@ -255,6 +260,9 @@ fn runtime_thread_hooks(builder: &mut tokio::runtime::Builder, threads: &Runtime
     let _ = task_names;
     builder.on_thread_start(move || {
         threads.record_current();
+        if let Some(tag) = &tag {
+            let _ = crate::proc_threads::set_current_name(tag);
+        }
         #[cfg(tokio_unstable)]
         hooks.on_start();
     });

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::isolation::{OwnerTag, Runner, Turn, is_checked_test_thread};
+use crate::isolation::{OwnerTag, Runner, Turn, is_checked_test_thread, is_issued_tag};
 use crate::native_stack;
 use crate::options::{FIRST_SLEEP, Options};
 use crate::proc_threads::{self, KernelThread};
@@ -80,7 +80,7 @@ impl ThreadSnapshot {
             before,
             own_tid: proc_threads::current_tid(),
             tag,
-            alone: turn.alone(&runner),
+            alone: turn.alone_after_refill(&runner),
             runner,
             _turn: turn,
         })
@@ -131,7 +131,7 @@ impl ThreadSnapshot {
             if options.ignore.ignores_thread(&described.name, &described.stack) {
                 continue;
             }
-            if described.stack.is_empty() && options.ignore.needs_stacks() {
+            if owned && described.stack.is_empty() && options.ignore.needs_stacks() {
                 unjudged += 1;
             }
             if owned {
@@ -176,6 +176,8 @@ impl ThreadSnapshot {
             .filter(|thread| {
                 thread.name != OWN_TIMER_THREAD
                     && !is_gone(thread.state)
+                    // Another checked test's (or what it left behind).
+                    && (self.tag() == Some(thread.name.as_str()) || !is_issued_tag(&thread.name))
                     && !options.ignore.ignores_thread_name(&self.shown_name(&thread.name))
             })
             .collect()

@@ -346,6 +346,7 @@ pub(crate) fn write_group(f: &mut fmt::Formatter<'_>, group: &ThreadGroup) -> fm
     writeln!(f, "    blocked: {}", group.state)?;
     match &group.stack_unavailable {
         Some(reason) => writeln!(f, "    stack unavailable: {reason}")?,
+        None if group.stack.is_empty() => writeln!(f, "    stack: only runtime and standard-library frames")?,
         None => {
             writeln!(f, "    stack:")?;
             let width = group

@@ -33,6 +33,10 @@ fn cargo_test_with(args: &[&str], env: &[(&str, &str)]) -> Output {
     for name in ["TASKLEAK_MODE", "TASKLEAK_MIN_RETRIES", "TASKLEAK_MIN_SLEEP_CAP"] {
         command.env_remove(name);
     }
+    // Run under nextest, this test must not hand nextest's settings down.
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("NEXTEST")) {
+        command.env_remove(name);
+    }
     command.envs(env.iter().copied());
     command.output().expect("cargo runs")
 }
@@ -933,5 +937,23 @@ fn a_module_level_check_catches_the_one_leaky_test_of_its_module() {
         "module_level::checked::nested::uses_a_helper",
     ] {
         assert!(outcome(test).passed, "{test}: {}", outcome(test).output);
+    }
+}
+
+#[test]
+fn serial_tests_judge_named_threads_in_a_parallel_run() {
+    // Four serial tests, each leaking a named thread, two at a time: while
+    // one holds its turn the other waits, so no other test can run and the
+    // thread is judged. Only the last one, with no test left to start
+    // alongside it, cannot tell, and is inconclusive.
+    let output = cargo_test(&["--lib", "--", "parallel_serial_named_", "--test-threads=2"]);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let outcomes = parse_libtest(&stdout);
+    assert_eq!(outcomes.len(), 4, "{stdout}");
+    let judged = outcomes.values().filter(|outcome| !outcome.passed).count();
+    assert!(judged >= 3, "only {judged} of 4 judged:\n{stdout}");
+    for outcome in outcomes.values().filter(|outcome| !outcome.passed) {
+        assert!(outcome.output.contains("1 thread leaked by"), "{}", outcome.output);
+        assert!(outcome.output.contains("named \"serial-named\""), "{}", outcome.output);
     }
 }
