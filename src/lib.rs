@@ -165,6 +165,7 @@
 // Off Linux there are no task dumps, threads or native stacks to report.
 #![cfg_attr(not(target_os = "linux"), allow(dead_code))]
 
+mod binary;
 mod cause;
 mod dump;
 mod env;
@@ -195,6 +196,7 @@ pub mod fixes {}
 #[path = "private.rs"]
 pub mod __private;
 
+pub use binary::{check_at_exit, verify_main};
 pub use cause::{Cause, FIXES_PAGE};
 pub use error::Error;
 pub use options::{DEFAULT_MAX_RETRIES, DEFAULT_MAX_SLEEP, DUMP_TIMEOUT, FIRST_SLEEP, Options};
@@ -273,3 +275,47 @@ pub use taskleak_macros::verify_no_leaks;
 ///
 /// Outside a checked module there is nothing to skip, and it does nothing.
 pub use taskleak_macros::skip;
+
+/// Checks the whole test binary once, after every test in it has run:
+/// threads it started and tasks on runtimes registered with
+/// [`check_at_exit`], still alive. If anything leaked, it prints the report
+/// and makes the binary exit with code 101, so `cargo test` fails. One line
+/// at the top of a test file (goleak's `VerifyTestMain`):
+///
+/// ```
+/// taskleak::verify_test_binary!();
+///
+/// #[test]
+/// fn starts_and_stops_a_worker() {
+///     std::thread::spawn(|| ()).join().unwrap();
+/// }
+/// # fn main() {}
+/// ```
+///
+/// Under `cargo nextest`, which runs each test in a process of its own, the
+/// check runs after each test. It works on Linux, macOS and other Unixes
+/// with an `.init_array`; threads are checked on Linux. For a test binary
+/// with `harness = false`, wrap its `main` in [`verify_main`] instead.
+#[macro_export]
+macro_rules! verify_test_binary {
+    () => {
+        // Runs before `main`, as a static constructor.
+        #[used]
+        #[cfg_attr(
+            any(
+                target_os = "linux",
+                target_os = "android",
+                target_os = "freebsd",
+                target_os = "netbsd"
+            ),
+            unsafe(link_section = ".init_array")
+        )]
+        #[cfg_attr(target_vendor = "apple", unsafe(link_section = "__DATA,__mod_init_func"))]
+        static __TASKLEAK_VERIFY_TEST_BINARY: extern "C" fn() = {
+            extern "C" fn __taskleak_start() {
+                $crate::__private::binary_start(::core::env!("CARGO_CRATE_NAME"));
+            }
+            __taskleak_start
+        };
+    };
+}

@@ -222,6 +222,11 @@ pub fn run_tokio_test<T>(
     conclude(outcome, report, is_failure, leaks_fail)
 }
 
+/// What [`verify_test_binary!`](crate::verify_test_binary) runs before `main`.
+pub fn binary_start(binary: &'static str) {
+    crate::binary::start(binary);
+}
+
 /// Runs one `#[verify_no_leaks] #[test]` body: a thread check.
 #[track_caller]
 pub fn run_sync_test<T>(spec: TestSpec, is_failure: impl Fn(&T) -> bool, body: impl FnOnce() -> T) -> T {

@@ -105,9 +105,29 @@ impl Tracker {
     /// the current runtime (it would see nothing, so every check would pass).
     pub fn snapshot(&self) -> Result<Snapshot, Error> {
         let handle = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        self.snapshot_of(&handle)
+    }
+
+    /// [`Tracker::snapshot`] of the runtime `handle` belongs to, from
+    /// anywhere (e.g. a global runtime, before any test uses it).
+    ///
+    /// ```
+    /// # let tracker = taskleak::Tracker::new();
+    /// # let mut builder = tokio::runtime::Builder::new_multi_thread();
+    /// # tracker.install(&mut builder);
+    /// # let runtime = builder.enable_all().build()?;
+    /// let snapshot = tracker.snapshot_of(runtime.handle())?;
+    /// # let _ = snapshot;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotInstalled`] as for [`Tracker::snapshot`].
+    pub fn snapshot_of(&self, handle: &tokio::runtime::Handle) -> Result<Snapshot, Error> {
         #[cfg(tokio_unstable)]
-        self.registry.ensure_installed_on(&handle)?;
-        Ok(Snapshot::new(self.clone(), handle))
+        self.registry.ensure_installed_on(handle)?;
+        Ok(Snapshot::new(self.clone(), handle.clone()))
     }
 }
 

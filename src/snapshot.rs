@@ -109,6 +109,32 @@ impl Snapshot {
         Some(report)
     }
 
+    /// The check at the end of a test binary, from a thread outside the
+    /// runtime, with no test running.
+    pub(crate) fn check_at_exit(&self, options: &Options, label: &str) -> Option<LeakReport> {
+        use std::time::Duration;
+        use tokio::runtime::RuntimeFlavor;
+        /// The most the whole check may take, dumps included.
+        const LIMIT: Duration = Duration::from_secs(10);
+        if self.handle.runtime_flavor() == RuntimeFlavor::MultiThread {
+            // Its workers run the stragglers and the dump; this thread waits.
+            let check = crate::timer::timeout(LIMIT, self.check(options, Some(label), || ()));
+            return match self.handle.block_on(check) {
+                Some(report) => report,
+                None => Some(self.describe_blocked(options, Some(label), "the check did not finish in time", LIMIT)),
+            };
+        }
+        // Nothing drives a current-thread runtime any more: its tasks alive
+        // now stay so.
+        let report = self.describe_blocked(
+            options,
+            Some(label),
+            "seen at exit, from outside the current-thread runtime, which nothing drives any more: no stacks",
+            Duration::ZERO,
+        );
+        (report.leaked() > 0).then_some(report)
+    }
+
     /// Without task hooks: compare live-task counts.
     #[cfg_attr(tokio_unstable, allow(dead_code))]
     async fn check_count<G>(&self, options: &Options, guard_waits: impl FnOnce() -> G) -> Option<LeakReport> {

@@ -55,12 +55,12 @@ pub(crate) struct ThreadSnapshot {
     /// so within one test an id names one thread.
     before: HashSet<i32>,
     own_tid: i32,
-    tag: OwnerTag,
+    tag: Option<OwnerTag>,
     /// Whether no unchecked test can start a thread during this test.
     alone: bool,
     runner: Runner,
     // Last: released after the name is restored.
-    _turn: Turn,
+    _turn: Option<Turn>,
 }
 
 impl ThreadSnapshot {
@@ -79,17 +79,31 @@ impl ThreadSnapshot {
         Some(ThreadSnapshot {
             before,
             own_tid: proc_threads::current_tid(),
-            tag,
+            tag: Some(tag),
             alone: turn.alone_after_refill(&runner),
             runner,
-            _turn: turn,
+            _turn: Some(turn),
         })
+    }
+
+    /// A snapshot of a whole process, judged when nothing else runs: every
+    /// thread started since `before` and still alive is a leak. Taken on
+    /// the thread that checks.
+    pub(crate) fn of_process(before: HashSet<i32>, reason: &'static str) -> Self {
+        ThreadSnapshot {
+            before,
+            own_tid: proc_threads::current_tid(),
+            tag: None,
+            alone: true,
+            runner: Runner::OneTestAtATime(reason),
+            _turn: None,
+        }
     }
 
     /// The kernel name the test's threads inherit: give it to the threads
     /// of the test's runtime too, so that threads they start carry it.
     pub(crate) fn tag(&self) -> Option<&str> {
-        self.tag.tag()
+        self.tag.as_ref().and_then(OwnerTag::tag)
     }
 
     /// Waits for threads started since the snapshot to end, within the

@@ -957,3 +957,81 @@ fn serial_tests_judge_named_threads_in_a_parallel_run() {
         assert!(outcome.output.contains("named \"serial-named\""), "{}", outcome.output);
     }
 }
+
+/// One fixture integration-test binary, run whole.
+fn run_binary(test: &str, runner: &[&str]) -> (bool, String) {
+    let output = if runner.is_empty() {
+        cargo_test(&["--test", test])
+    } else {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        Command::new(cargo)
+            .args(runner)
+            .args(["-p", "taskleak-fixture-catalogue", "--test", test, "--no-fail-fast"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("cargo runs")
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn a_binary_level_check_fails_the_binary_for_a_leaked_thread() {
+    let (passed, text) = run_binary("binary_thread_leak", &[]);
+    assert!(!passed, "{text}");
+    // Every test passed; the binary failed at its end.
+    assert!(text.contains("test result: ok. 3 passed"), "{text}");
+    assert!(
+        text.contains("taskleak: 1 thread leaked by `binary_thread_leak`"),
+        "{text}"
+    );
+    assert!(text.contains("named \"stray-poller\""), "{text}");
+    assert!(text.contains("binary_thread_leak::leaves_a_poller_running"), "{text}");
+    assert!(text.contains("at the end of the test binary"), "{text}");
+}
+
+#[test]
+fn a_binary_level_check_fails_the_binary_for_a_task_left_on_a_global_runtime() {
+    let (passed, text) = run_binary("binary_task_leak", &[]);
+    assert!(!passed, "{text}");
+    assert!(text.contains("test result: ok. 8 passed"), "{text}");
+    assert!(text.contains("taskleak: 1 task leaked by `binary_task_leak`"), "{text}");
+    if UNSTABLE {
+        let site = spawn_site("tests/binary_task_leak.rs", "binary-task");
+        assert!(text.contains(&format!("spawned at {site}")), "{text}");
+        assert!(text.contains("tokio::sync::oneshot::Receiver<T>"), "{text}");
+    }
+}
+
+#[test]
+fn a_binary_that_leaves_nothing_running_passes_its_check() {
+    let (passed, text) = run_binary("binary_clean", &[]);
+    assert!(passed, "{text}");
+    assert!(!text.contains("taskleak:"), "{text}");
+}
+
+#[test]
+fn a_harness_false_binary_wraps_its_main() {
+    let (passed, text) = run_binary("binary_main", &[]);
+    assert!(!passed, "{text}");
+    assert!(text.contains("own harness: done"), "{text}");
+    assert!(text.contains("taskleak: 1 thread leaked by `binary_main`"), "{text}");
+    assert!(text.contains("binary_main::main"), "{text}");
+}
+
+#[test]
+fn under_nextest_the_binary_check_runs_after_each_test() {
+    let (passed, text) = run_binary("binary_thread_leak", &["nextest", "run"]);
+    assert!(!passed, "{text}");
+    assert!(text.contains("2 passed"), "{text}");
+    assert!(text.contains("1 failed"), "{text}");
+    assert!(text.contains("leaves_a_poller_running"), "{text}");
+    assert!(
+        text.contains("taskleak: 1 thread leaked by `binary_thread_leak`"),
+        "{text}"
+    );
+}
