@@ -69,6 +69,7 @@ fn spec_with_threads(multi_thread: bool, check_threads: bool) -> TestSpec {
         ignore_thread_name: &[],
         check_threads,
         serial: false,
+        shared_runtime: None,
     }
 }
 

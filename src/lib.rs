@@ -109,6 +109,7 @@
 //! | `ignore_thread_name = "regex"` | [`Options::ignore_thread_name`] | none | no |
 //! | `threads = false` | [`Options::check_threads`] | `true` | no |
 //! | `serial = true` | [`Options::serial`] | `false` | no |
+//! | `runtime = "PATH"` (plain tests) | — (a [`SharedRuntime`]) | none | yes |
 //! | `task_names = true` | — (attribute only) | `false` | yes |
 //! | `crate = "path"` | — (attribute only) | `::taskleak` | no |
 //!
@@ -180,6 +181,7 @@ mod proc_threads;
 mod registry;
 mod report;
 mod settle;
+mod shared;
 mod snapshot;
 mod stack;
 mod thread_check;
@@ -202,6 +204,7 @@ pub use error::Error;
 pub use options::{DEFAULT_MAX_RETRIES, DEFAULT_MAX_SLEEP, DUMP_TIMEOUT, FIRST_SLEEP, Options};
 pub use registry::Tracker;
 pub use report::{Detail, LeakGroup, LeakReport, TaskState};
+pub use shared::SharedRuntime;
 pub use snapshot::Snapshot;
 pub use stack::{AsyncStack, StackFrame};
 pub use thread_report::{ThreadGroup, ThreadState};

@@ -66,6 +66,8 @@ pub struct TestSpec {
     pub check_threads: bool,
     /// `serial = true`: take turns with other serial thread-checked tests.
     pub serial: bool,
+    /// `runtime = "PATH"`: the shared runtime whose tasks of this test count.
+    pub shared_runtime: Option<&'static crate::SharedRuntime>,
 }
 
 impl TestSpec {
@@ -171,32 +173,7 @@ pub fn run_tokio_test<T>(
         let outcome = CatchUnwind(body).await;
         // Armed only if something survives the first look: a clean test
         // never pays for the watchdog.
-        let arm_watchdog = || {
-            let limit = settle::budget(&options) + DUMP_TIMEOUT + watchdog::GRACE;
-            let own_failure = match &outcome {
-                Err(payload) => Some(format!("the test itself panicked: {}", panic_message(payload.as_ref()))),
-                Ok(output) if is_failure(output) => Some("the test itself returned an `Err`".to_owned()),
-                Ok(_) => None,
-            };
-            let (snapshot, options, test) = (snapshot.clone(), options.clone(), test.clone());
-            watchdog::arm(limit, move || {
-                let reason = format!(
-                    "the check could not finish within {} s: a task holds the thread the check runs on \
-                     (it runs without yielding on a current-thread runtime); exiting the test process",
-                    limit.as_secs()
-                );
-                let report = snapshot.describe_blocked(&options, Some(&test), &reason, limit);
-                let text = if report.leaked() == 0 {
-                    format!("taskleak: the check of `{test}` could not finish: {reason}")
-                } else {
-                    report.to_string()
-                };
-                match own_failure {
-                    Some(failure) => format!("{text}\n  note: {failure}"),
-                    None => text,
-                }
-            })
-        };
+        let arm_watchdog = || arm_watchdog(&snapshot, &options, &test, own_failure(&outcome, &is_failure));
         let report = snapshot.check(&options, Some(&test), arm_watchdog).await;
         (outcome, report)
     });
@@ -222,6 +199,39 @@ pub fn run_tokio_test<T>(
     conclude(outcome, report, is_failure, leaks_fail)
 }
 
+/// Arms the watchdog of a check that found survivors: if a task holds the
+/// thread the check runs on, it reports what it can and exits the process.
+fn arm_watchdog(snapshot: &Snapshot, options: &Options, test: &str, own_failure: Option<String>) -> watchdog::Watchdog {
+    let limit = settle::budget(options) + DUMP_TIMEOUT + watchdog::GRACE;
+    let (snapshot, options, test) = (snapshot.clone(), options.clone(), test.to_owned());
+    watchdog::arm(limit, move || {
+        let reason = format!(
+            "the check could not finish within {} s: a task holds the thread the check runs on \
+             (it runs without yielding on a current-thread runtime); exiting the test process",
+            limit.as_secs()
+        );
+        let report = snapshot.describe_blocked(&options, Some(&test), &reason, limit);
+        let text = if report.leaked() == 0 {
+            format!("taskleak: the check of `{test}` could not finish: {reason}")
+        } else {
+            report.to_string()
+        };
+        match own_failure {
+            Some(failure) => format!("{text}\n  note: {failure}"),
+            None => text,
+        }
+    })
+}
+
+/// The test's own failure, in words, if it failed.
+fn own_failure<T>(outcome: &Result<T, Box<dyn Any + Send>>, is_failure: impl Fn(&T) -> bool) -> Option<String> {
+    match outcome {
+        Err(payload) => Some(format!("the test itself panicked: {}", panic_message(payload.as_ref()))),
+        Ok(output) if is_failure(output) => Some("the test itself returned an `Err`".to_owned()),
+        Ok(_) => None,
+    }
+}
+
 /// What [`verify_test_binary!`](crate::verify_test_binary) runs before `main`.
 pub fn binary_start(binary: &'static str) {
     crate::binary::start(binary);
@@ -232,20 +242,62 @@ pub fn binary_start(binary: &'static str) {
 pub fn run_sync_test<T>(spec: TestSpec, is_failure: impl Fn(&T) -> bool, body: impl FnOnce() -> T) -> T {
     let settings = Settings::from_env().unwrap_or_else(|error| panic!("taskleak: {error}"));
     let options = settings.apply(spec.options().unwrap_or_else(|error| panic!("taskleak: {error}")));
-    if settings.mode == Mode::Off || !options.checks_threads() {
+    if settings.mode == Mode::Off || (!options.checks_threads() && spec.shared_runtime.is_none()) {
         return body();
     }
     let test = spec.test_path();
-    let Some(snapshot) = ThreadSnapshot::begin(&test, options.is_serial()) else {
-        return body();
+    let threads = options
+        .checks_threads()
+        .then(|| ThreadSnapshot::begin(&test, options.is_serial()))
+        .flatten();
+    let tasks = spec.shared_runtime.and_then(SharedTasks::begin);
+    let outcome = {
+        // Tasks the body spawns on the shared runtime are this test's.
+        let _owner = tasks.as_ref().map(|tasks| crate::registry::owner::enter(tasks.owner));
+        panic::catch_unwind(AssertUnwindSafe(body))
     };
-    let outcome = panic::catch_unwind(AssertUnwindSafe(body));
-    let found = snapshot.check(&options, &RuntimeThreads::default());
-    let report = with_threads(None, Some(found), &test);
+    let report = tasks.and_then(|tasks| tasks.check(&options, &test, own_failure(&outcome, &is_failure)));
+    let found = threads
+        .as_ref()
+        .map(|threads| threads.check(&options, &RuntimeThreads::default()));
+    let report = with_threads(report, found, &test);
     let leaks_fail = !spec.should_panic && settings.mode == Mode::Fail;
-    // `snapshot` outlives the verdict (dropped on return or unwind): a
+    // `threads` outlives the verdict (dropped on return or unwind): a
     // serial test's turn passes on once its failure is written.
     conclude(outcome, report, is_failure, leaks_fail)
+}
+
+/// A test's tasks on a [`SharedRuntime`](crate::SharedRuntime).
+struct SharedTasks {
+    runtime: &'static crate::SharedRuntime,
+    snapshot: Snapshot,
+    owner: u64,
+}
+
+impl SharedTasks {
+    fn begin(runtime: &'static crate::SharedRuntime) -> Option<Self> {
+        if !cfg!(tokio_unstable) {
+            crate::isolation::say_once(
+                "taskleak: tasks on a SharedRuntime are tied to their tests through tokio's task hooks, which \
+                 need `--cfg tokio_unstable`: they are not checked in this build",
+            );
+            return None;
+        }
+        let owner = crate::registry::owner::next();
+        let snapshot = Snapshot::new(runtime.tracker().clone(), runtime.handle().clone()).owned_by(owner);
+        Some(SharedTasks {
+            runtime,
+            snapshot,
+            owner,
+        })
+    }
+
+    /// Checks the test's tasks from the test's thread, driving the runtime.
+    fn check(self, options: &Options, test: &str, own_failure: Option<String>) -> Option<LeakReport> {
+        let snapshot = &self.snapshot;
+        let arm = || arm_watchdog(snapshot, options, test, own_failure);
+        self.runtime.block_on(snapshot.check(options, Some(test), arm))
+    }
 }
 
 /// Records the runtime's threads as they start, gives them the test's

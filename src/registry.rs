@@ -139,6 +139,50 @@ pub(crate) struct TaskRecord {
     pub(crate) spawned_at: &'static Location<'static>,
     /// The name given with `tokio::task::Builder::name`, when it was seen.
     pub(crate) name: Option<String>,
+    /// The test that spawned it, directly or through a chain of spawns (see
+    /// [`owner`]); 0 for none.
+    pub(crate) owner: u64,
+}
+
+/// Which test a thread is running, so that the spawn hook can tell which
+/// test each task belongs to on a runtime many tests share. A task spawned
+/// by a task inherits its spawner's owner; one spawned from outside any
+/// task (the body of `block_on`) takes its thread's.
+pub(crate) mod owner {
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    thread_local! {
+        static CURRENT: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// A fresh owner id, never 0.
+    pub(crate) fn next() -> u64 {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The owner of tasks this thread spawns outside any task.
+    pub(crate) fn current() -> u64 {
+        CURRENT.try_with(Cell::get).unwrap_or(0)
+    }
+
+    /// Makes `owner` this thread's until the guard is dropped.
+    pub(crate) fn enter(owner: u64) -> Entered {
+        let previous = CURRENT.try_with(|current| current.replace(owner)).unwrap_or(0);
+        Entered { previous }
+    }
+
+    #[derive(Debug)]
+    pub(crate) struct Entered {
+        previous: u64,
+    }
+
+    impl Drop for Entered {
+        fn drop(&mut self) {
+            let _ = CURRENT.try_with(|current| current.set(self.previous));
+        }
+    }
 }
 
 /// The set of live tasks of the runtime(s) a tracker is installed on.
@@ -178,10 +222,27 @@ impl Registry {
         let name = crate::names::take(id);
         #[cfg(not(tokio_unstable))]
         let name = None;
+        // The spawner: the task being polled on this thread, if any.
+        #[cfg(tokio_unstable)]
+        let parent = tokio::task::try_id().map(raw_id);
+        #[cfg(not(tokio_unstable))]
+        let parent: Option<u64> = None;
         let mut live = self.lock();
+        let owner = match parent {
+            Some(parent) => live.tasks.get(&parent).map_or(0, |record| record.owner),
+            None => owner::current(),
+        };
         live.next_seq += 1;
         let seq = live.next_seq;
-        live.tasks.insert(id, TaskRecord { seq, spawned_at, name });
+        live.tasks.insert(
+            id,
+            TaskRecord {
+                seq,
+                spawned_at,
+                name,
+                owner,
+            },
+        );
         drop(live);
         let _ = LAST_SPAWN.try_with(|last| last.set((self as *const Self as usize, id)));
     }

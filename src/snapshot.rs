@@ -34,6 +34,8 @@ pub struct Snapshot {
     /// Tasks with a higher spawn sequence number were spawned after it.
     watermark: u64,
     before_count: usize,
+    /// On a runtime tests share: only this test's tasks count.
+    owner: Option<u64>,
 }
 
 impl Snapshot {
@@ -45,6 +47,7 @@ impl Snapshot {
             handle,
             watermark,
             before_count,
+            owner: None,
         }
     }
 
@@ -107,6 +110,22 @@ impl Snapshot {
         let mut report = self.check_count(options, guard_waits).await?;
         report.test = test.map(str::to_owned);
         Some(report)
+    }
+
+    /// Judges only the tasks of test `owner` (see [`crate::registry::owner`]).
+    pub(crate) fn owned_by(mut self, owner: u64) -> Self {
+        self.owner = Some(owner);
+        self
+    }
+
+    /// Live tasks spawned since the snapshot (by its test, if it has one).
+    #[cfg(tokio_unstable)]
+    fn fresh(&self) -> Vec<(u64, crate::registry::TaskRecord)> {
+        let mut fresh = self.tracker.registry.live_since(self.watermark);
+        if let Some(owner) = self.owner {
+            fresh.retain(|(_, record)| record.owner == owner);
+        }
+        fresh
     }
 
     /// The check at the end of a test binary, from a thread outside the
@@ -188,9 +207,7 @@ impl Snapshot {
 
             let polled: HashSet<u64> = poll_slots::sample().into_iter().map(|polling| polling.task).collect();
             let survivors: Vec<Survivor> = self
-                .tracker
-                .registry
-                .live_since(self.watermark)
+                .fresh()
                 .into_iter()
                 .map(|(id, record)| Survivor {
                     id,
@@ -247,7 +264,7 @@ impl Snapshot {
         let settled = settle(
             options,
             || {
-                let mut fresh = registry.live_since(self.watermark);
+                let mut fresh = self.fresh();
                 if !options.ignore.spawned_at.is_empty() {
                     fresh
                         .retain(|(_, record)| !options.ignore.ignores_spawn_site(Some(&record.spawned_at.to_string())));

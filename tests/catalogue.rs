@@ -1035,3 +1035,27 @@ fn under_nextest_the_binary_check_runs_after_each_test() {
         "{text}"
     );
 }
+
+#[test]
+fn on_a_shared_runtime_exactly_the_leaky_test_of_eight_parallel_ones_fails() {
+    let output = cargo_test(&["--test", "shared_runtime", "--", "--test-threads=8"]);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let outcomes = parse_libtest(&stdout);
+    assert_eq!(outcomes.len(), 8, "{stdout}{stderr}");
+    if UNSTABLE {
+        for (name, outcome) in &outcomes {
+            assert_eq!(outcome.passed, name != "leaky_chain", "{name}: {}", outcome.output);
+        }
+        let report = &outcomes["leaky_chain"].output;
+        // Its own task only: not the pool's, not the other tests'.
+        assert!(report.contains("1 task leaked by `leaky_chain`"), "{report}");
+        let site = spawn_site("tests/shared_runtime.rs", "shared-leak");
+        assert!(report.contains(&format!("spawned at {site}")), "{report}");
+    } else {
+        // Without task hooks nothing ties a task to its test: not checked,
+        // and said so.
+        assert!(outcomes.values().all(|outcome| outcome.passed), "{stdout}");
+        assert!(stderr.contains("need `--cfg tokio_unstable`"), "{stderr}");
+    }
+}

@@ -9,7 +9,7 @@ use syn::spanned::Spanned;
 use syn::{Attribute, Expr, ItemFn, Lit, LitStr, MetaNameValue, Token};
 
 const OPTIONS: &str = "`max_retries`, `max_sleep`, `ignore_top_function`, `ignore_any_function`, `ignore_spawned_at`, \
-                       `ignore_thread_name`, `threads`, `serial`, `task_names`, `crate`";
+                       `ignore_thread_name`, `threads`, `serial`, `runtime`, `task_names`, `crate`";
 
 /// The attribute's own arguments.
 #[derive(Default)]
@@ -19,6 +19,8 @@ pub(crate) struct Config {
     task_names: Option<(bool, Span)>,
     threads: Option<(bool, Span)>,
     serial: Option<(bool, Span)>,
+    /// `runtime = "PATH"`: a shared runtime (plain tests only).
+    runtime: Option<(syn::Path, Span)>,
     max_retries: Option<u32>,
     max_sleep_nanos: Option<u64>,
     ignore_top_function: Vec<LitStr>,
@@ -49,7 +51,10 @@ pub(crate) fn verify_no_leaks(args: TokenStream, item: TokenStream) -> TokenStre
     };
     let parsed = parse_config(args).and_then(|config| {
         let (kind, attrs) = match split_test_attribute(&input)? {
-            (TestAttribute::Tokio(attr), attrs) => (TestKind::Tokio(parse_tokio_test(attr, &config.krate())?), attrs),
+            (TestAttribute::Tokio(attr), attrs) => {
+                config.check_tokio_test()?;
+                (TestKind::Tokio(parse_tokio_test(attr, &config.krate())?), attrs)
+            }
             (TestAttribute::Plain, attrs) => {
                 config.check_plain_test()?;
                 (TestKind::Plain, attrs)
@@ -125,6 +130,16 @@ pub(crate) fn parse_config(args: TokenStream) -> syn::Result<Config> {
                 };
                 set_once(slot, (flag.value, pair.path.span()), &pair.path)?;
             }
+            "runtime" => {
+                let path = string_literal(&pair.value, "runtime", "\"crate::RUNTIME\"")?;
+                let parsed = path.parse::<syn::Path>().map_err(|_| {
+                    syn::Error::new_spanned(
+                        &path,
+                        "`runtime` takes the path of a static `taskleak::SharedRuntime`, e.g. `runtime = \"RUNTIME\"`",
+                    )
+                })?;
+                set_once(&mut config.runtime, (parsed, path.span()), &pair.path)?;
+            }
             "crate" => {
                 let path = string_literal(&pair.value, "crate", "\"my_taskleak\"")?;
                 let parsed = path.parse::<syn::Path>().map_err(|_| {
@@ -148,15 +163,16 @@ pub(crate) fn parse_config(args: TokenStream) -> syn::Result<Config> {
 }
 
 impl Config {
-    /// A plain `#[test]` has threads to check and no tasks.
+    /// A plain `#[test]` has threads to check, and tasks only on a shared
+    /// runtime.
     fn check_plain_test(&self) -> syn::Result<()> {
         if let Some((_, span)) = self.task_names {
             return Err(syn::Error::new(
                 span,
-                "`task_names` names tokio tasks; a plain `#[test]` is checked for threads only",
+                "`task_names` names the tasks of a `#[tokio::test]`'s runtime; a plain `#[test]` has none",
             ));
         }
-        if let Some((false, span)) = self.threads {
+        if let (Some((false, span)), None) = (self.threads, &self.runtime) {
             return Err(syn::Error::new(
                 span,
                 "a plain `#[test]` is checked for threads only: with `threads = false` nothing is left to check; \
@@ -164,6 +180,18 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// A `#[tokio::test]` has a runtime of its own.
+    fn check_tokio_test(&self) -> syn::Result<()> {
+        match &self.runtime {
+            Some((_, span)) => Err(syn::Error::new(
+                *span,
+                "`runtime` is for plain `#[test]` functions that use a shared runtime; a `#[tokio::test]` \
+                 builds a runtime of its own",
+            )),
+            None => Ok(()),
+        }
     }
 
     /// The path generated code reaches taskleak by.
@@ -435,6 +463,10 @@ fn generate(input: &ItemFn, attrs: Vec<&Attribute>, config: &Config, kind: &Test
     let task_names = config.task_names.is_some_and(|(names, _)| names);
     let check_threads = config.threads.is_none_or(|(threads, _)| threads);
     let serial = config.serial.is_some_and(|(serial, _)| serial);
+    let shared_runtime = match &config.runtime {
+        Some((path, span)) => quote_spanned!(*span=> ::core::option::Option::Some(&*#path)),
+        None => quote!(::core::option::Option::None),
+    };
     let flavor = match kind {
         TestKind::Tokio(RuntimeConfig { multi_thread: true, .. }) => quote!(MultiThread),
         _ => quote!(CurrentThread),
@@ -468,6 +500,7 @@ fn generate(input: &ItemFn, attrs: Vec<&Attribute>, config: &Config, kind: &Test
             ignore_thread_name: &[#(#ignore_thread_name),*],
             check_threads: #check_threads,
             serial: #serial,
+            shared_runtime: #shared_runtime,
         }
     };
     let is_failure = quote! {

@@ -65,10 +65,18 @@ fn rewrite(items: &mut [Item], args: &Args, krate: &TokenStream) -> syn::Result<
                 if !function.attrs.iter().any(is_test) {
                     continue;
                 }
-                let merged = match own {
+                let mut merged = match own {
                     Some(own) => merge(args, &own_args(&function.attrs.remove(own))?),
                     None => args.clone(),
                 };
+                if function.sig.asyncness.is_some() {
+                    // A module's shared runtime is for its plain tests: a
+                    // `#[tokio::test]` has a runtime of its own.
+                    merged = merged
+                        .into_iter()
+                        .filter(|pair| !pair.path.is_ident("runtime"))
+                        .collect();
+                }
                 function
                     .attrs
                     .insert(0, syn::parse_quote!(#[#krate::verify_no_leaks(#merged)]));

@@ -27,4 +27,12 @@ fn not_a_test() {}
 #[tokio::test]
 async fn serial_without_threads() {}
 
+#[taskleak::verify_no_leaks(runtime = "RUNTIME")]
+#[tokio::test]
+async fn shared_runtime_on_a_tokio_test() {}
+
+#[taskleak::verify_no_leaks(runtime = "not a path")]
+#[test]
+fn runtime_takes_a_path() {}
+
 fn main() {}
