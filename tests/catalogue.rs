@@ -41,6 +41,15 @@ fn cargo_test_with(args: &[&str], env: &[(&str, &str)]) -> Output {
     command.output().expect("cargo runs")
 }
 
+/// What a cargo run wrote: stdout, then stderr.
+fn text_of(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 /// Each test of the fixture's lib: passed or not, and its captured output.
 struct Outcome {
     passed: bool,
@@ -613,11 +622,7 @@ fn a_task_that_blocks_the_checks_thread_ends_the_process_with_a_report() {
 /// One fixture test, run alone with the given environment.
 fn run_alone(test: &str, env: &[(&str, &str)]) -> (bool, String) {
     let output = cargo_test_with(&["--lib", "--", "--exact", test, "--nocapture"], env);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let text = text_of(&output);
     assert!(text.contains("running 1 test"), "{test} did not run:\n{text}");
     (output.status.success(), text)
 }
@@ -834,11 +839,7 @@ fn a_named_thread_is_inconclusive_while_unchecked_tests_may_run_alongside() {
         "--test-threads=2",
         "--show-output",
     ]);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let text = text_of(&output);
     assert!(output.status.success(), "{text}");
     assert!(
         text.contains("taskleak: inconclusive for `threads::tests::parallel_named_thread_on_a_channel`"),
@@ -849,11 +850,7 @@ fn a_named_thread_is_inconclusive_while_unchecked_tests_may_run_alongside() {
 
     // One test at a time, the same two tests: the named thread is judged.
     let output = cargo_test(&["--lib", "--", NAMED, "unchecked_churn_1", "--test-threads=1"]);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let text = text_of(&output);
     assert!(!output.status.success(), "{text}");
     assert!(
         text.contains("1 thread leaked by `threads::tests::parallel_named_thread_on_a_channel`"),
@@ -879,11 +876,7 @@ fn nextest_runs_each_test_alone_so_a_named_thread_is_judged() {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let text = text_of(&output);
     assert!(
         !text.contains("no such command"),
         "cargo-nextest is needed for this test (`cargo install cargo-nextest --locked`):\n{text}"
@@ -901,11 +894,7 @@ fn other_tests_threads_never_fail_a_checked_test_nor_are_disturbed() {
     // parallelism: the checked ones see the others' threads come and go.
     for threads in ["--test-threads=2", "--test-threads=3", "--test-threads=6"] {
         let output = cargo_test(&["--lib", "--", "foreign::", threads]);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let text = text_of(&output);
         assert!(output.status.success(), "{threads}:\n{text}");
         assert!(text.contains("6 passed"), "{threads}:\n{text}");
     }
@@ -971,11 +960,7 @@ fn run_binary(test: &str, runner: &[&str]) -> (bool, String) {
             .output()
             .expect("cargo runs")
     };
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let text = text_of(&output);
     (output.status.success(), text)
 }
 
