@@ -70,6 +70,7 @@ fn spec_with_threads(multi_thread: bool, check_threads: bool) -> TestSpec {
         check_threads,
         serial: false,
         shared_runtime: None,
+        manifest_dir: env!("CARGO_MANIFEST_DIR"),
     }
 }
 

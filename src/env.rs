@@ -84,7 +84,7 @@ impl Settings {
 }
 
 /// `250us`, `100ms`, `2s`.
-fn parse_duration(text: &str) -> Option<Duration> {
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     let digits = text.trim_end_matches(|c: char| !c.is_ascii_digit());
     let value: u64 = digits.parse().ok()?;
     match &text[digits.len()..] {

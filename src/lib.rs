@@ -115,6 +115,9 @@
 //!
 //! An invalid regex or unknown argument is a compile error pointing at it.
 //!
+//! A `taskleak.toml` beside `Cargo.toml` sets defaults and ignore rules for
+//! every check in the crate (see `docs/options.md`).
+//!
 //! For CI, environment variables change every check without editing tests:
 //! `TASKLEAK_MODE=warn` (report, don't fail) or `off`, and the floors
 //! `TASKLEAK_MIN_RETRIES=40` and `TASKLEAK_MIN_SLEEP_CAP=200ms` for slow
@@ -168,6 +171,7 @@
 
 mod binary;
 mod cause;
+mod config;
 mod dump;
 mod env;
 mod error;

@@ -68,11 +68,22 @@ pub struct TestSpec {
     pub serial: bool,
     /// `runtime = "PATH"`: the shared runtime whose tasks of this test count.
     pub shared_runtime: Option<&'static crate::SharedRuntime>,
+    /// `env!("CARGO_MANIFEST_DIR")` of the test's crate: where its
+    /// `taskleak.toml` is.
+    pub manifest_dir: &'static str,
 }
 
 impl TestSpec {
-    fn options(&self) -> Result<Options, crate::Error> {
-        let mut options = Options::new();
+    /// The crate's `taskleak.toml`, then the attribute's own options.
+    fn options(&self) -> Result<Options, String> {
+        let base = match crate::config::for_crate(self.manifest_dir)? {
+            Some(config) => config.apply(Options::new()),
+            None => Options::new(),
+        };
+        self.options_over(base).map_err(|error| error.to_string())
+    }
+
+    fn options_over(&self, mut options: Options) -> Result<Options, crate::Error> {
         if let Some(retries) = self.max_retries {
             options = options.max_retries(retries);
         }

@@ -30,7 +30,12 @@ fn cargo_test_with(args: &[&str], env: &[(&str, &str)]) -> Output {
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("RUST_BACKTRACE", "0");
-    for name in ["TASKLEAK_MODE", "TASKLEAK_MIN_RETRIES", "TASKLEAK_MIN_SLEEP_CAP"] {
+    for name in [
+        "TASKLEAK_MODE",
+        "TASKLEAK_MIN_RETRIES",
+        "TASKLEAK_MIN_SLEEP_CAP",
+        "TASKLEAK_CONFIG",
+    ] {
         command.env_remove(name);
     }
     // Run under nextest, this test must not hand nextest's settings down.
@@ -1043,4 +1048,57 @@ fn on_a_shared_runtime_exactly_the_leaky_test_of_eight_parallel_ones_fails() {
         assert!(outcomes.values().all(|outcome| outcome.passed), "{stdout}");
         assert!(stderr.contains("need `--cfg tokio_unstable`"), "{stderr}");
     }
+}
+
+fn config_file(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/configs")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn a_project_configuration_applies_to_every_check_of_the_crate() {
+    let config = config_file("quiet-sleeper.toml");
+    // Its ignore rule silences a known thread...
+    let (passed, text) = run_alone(
+        "threads::tests::leaky_thread_sleeping_in_a_loop",
+        &[("TASKLEAK_CONFIG", &config)],
+    );
+    assert!(passed, "{text}");
+    // ...and its retry budget is every check's.
+    let (passed, text) = run_alone(
+        "row01_endless_loop::tests::leaky_endless_loop",
+        &[("TASKLEAK_CONFIG", &config)],
+    );
+    assert!(!passed, "{text}");
+    assert!(text.contains("still alive after 3 retries"), "{text}");
+    // A test's own attribute still wins over the file.
+    let (passed, text) = run_alone(
+        "module_level::checked::straggler_with_its_own_budget",
+        &[("TASKLEAK_CONFIG", &config)],
+    );
+    assert!(passed, "{text}");
+}
+
+#[test]
+fn a_malformed_configuration_fails_the_check_naming_file_line_and_problem() {
+    let config = config_file("malformed.toml");
+    let (passed, text) = run_alone(
+        "row01_endless_loop::tests::fixed_endless_loop",
+        &[("TASKLEAK_CONFIG", &config)],
+    );
+    assert!(!passed, "{text}");
+    assert!(
+        text.contains(&format!("taskleak: {config}:2: unknown key `max_retry`")),
+        "{text}"
+    );
+    let missing = config_file("no-such-file.toml");
+    let (passed, text) = run_alone(
+        "row01_endless_loop::tests::fixed_endless_loop",
+        &[("TASKLEAK_CONFIG", &missing)],
+    );
+    assert!(!passed, "{text}");
+    assert!(text.contains("cannot read it"), "{text}");
 }

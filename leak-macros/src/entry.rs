@@ -501,6 +501,7 @@ fn generate(input: &ItemFn, attrs: Vec<&Attribute>, config: &Config, kind: &Test
             check_threads: #check_threads,
             serial: #serial,
             shared_runtime: #shared_runtime,
+            manifest_dir: ::core::env!("CARGO_MANIFEST_DIR"),
         }
     };
     let is_failure = quote! {
