@@ -118,6 +118,15 @@ pub(crate) fn start(binary: &'static str) {
 #[cfg_attr(not(unix), allow(dead_code))]
 extern "C" fn at_exit() {
     let Some(start) = START.get() else { return };
+    // libtest exits from the main thread once every test has run; an exit
+    // from any other thread (a watchdog, a test calling `exit`) comes while
+    // tests may still run, and while that thread may hold what the check
+    // needs.
+    #[cfg(unix)]
+    // SAFETY: `getpid` has no preconditions.
+    if proc_threads::current_tid() != unsafe { libc::getpid() } {
+        return;
+    }
     // On a thread of its own: this one's thread-locals (tokio's, std's) are
     // already destroyed when exit handlers run.
     let checked = std::thread::Builder::new()

@@ -300,29 +300,40 @@ pub use taskleak_macros::skip;
 /// ```
 ///
 /// Under `cargo nextest`, which runs each test in a process of its own, the
-/// check runs after each test. It works on Linux, macOS and other Unixes
-/// with an `.init_array`; threads are checked on Linux. For a test binary
-/// with `harness = false`, wrap its `main` in [`verify_main`] instead.
+/// check runs after each test. It runs on Linux, the BSDs, illumos and
+/// macOS; threads are checked on Linux; on Windows the binary says once that
+/// it is not checked. For a test binary with `harness = false`, wrap its
+/// `main` in [`verify_main`] instead. Only libtest's own exit, on the main
+/// thread, runs the check: a test that calls `std::process::exit` from
+/// another thread ends the binary unchecked.
 #[macro_export]
 macro_rules! verify_test_binary {
     () => {
-        // Runs before `main`, as a static constructor.
-        #[used]
-        #[cfg_attr(
-            any(
-                target_os = "linux",
-                target_os = "android",
-                target_os = "freebsd",
-                target_os = "netbsd"
-            ),
-            unsafe(link_section = ".init_array")
-        )]
-        #[cfg_attr(target_vendor = "apple", unsafe(link_section = "__DATA,__mod_init_func"))]
-        static __TASKLEAK_VERIFY_TEST_BINARY: extern "C" fn() = {
-            extern "C" fn __taskleak_start() {
-                $crate::__private::binary_start(::core::env!("CARGO_CRATE_NAME"));
-            }
-            __taskleak_start
+        // Runs before `main`, as a static constructor; in an anonymous
+        // const, so that a second invocation is harmless.
+        const _: () = {
+            #[used]
+            #[cfg_attr(
+                any(
+                    target_os = "linux",
+                    target_os = "android",
+                    target_os = "freebsd",
+                    target_os = "netbsd",
+                    target_os = "openbsd",
+                    target_os = "dragonfly",
+                    target_os = "illumos",
+                    target_os = "solaris"
+                ),
+                unsafe(link_section = ".init_array")
+            )]
+            #[cfg_attr(target_vendor = "apple", unsafe(link_section = "__DATA,__mod_init_func"))]
+            #[cfg_attr(windows, unsafe(link_section = ".CRT$XCU"))]
+            static __TASKLEAK_VERIFY_TEST_BINARY: extern "C" fn() = {
+                extern "C" fn __taskleak_start() {
+                    $crate::__private::binary_start(::core::env!("CARGO_CRATE_NAME"));
+                }
+                __taskleak_start
+            };
         };
     };
 }

@@ -257,10 +257,13 @@ pub fn run_sync_test<T>(spec: TestSpec, is_failure: impl Fn(&T) -> bool, body: i
         return body();
     }
     let test = spec.test_path();
-    let threads = options
+    let mut threads = options
         .checks_threads()
         .then(|| ThreadSnapshot::begin(&test, options.is_serial()))
         .flatten();
+    if let (Some(threads), Some(shared)) = (&mut threads, spec.shared_runtime) {
+        threads.exclude_shared(shared.threads().clone());
+    }
     let tasks = spec.shared_runtime.and_then(SharedTasks::begin);
     let outcome = {
         // Tasks the body spawns on the shared runtime are this test's.

@@ -228,10 +228,11 @@ impl Registry {
         #[cfg(not(tokio_unstable))]
         let parent: Option<u64> = None;
         let mut live = self.lock();
-        let owner = match parent {
-            Some(parent) => live.tasks.get(&parent).map_or(0, |record| record.owner),
-            None => owner::current(),
-        };
+        // A parent this registry does not know (a `LocalSet` task, run on
+        // the test's thread) leaves the thread's owner.
+        let owner = parent
+            .and_then(|parent| live.tasks.get(&parent).map(|record| record.owner))
+            .unwrap_or_else(owner::current);
         live.next_seq += 1;
         let seq = live.next_seq;
         live.tasks.insert(

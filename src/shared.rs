@@ -6,10 +6,11 @@ use std::ops::Deref;
 use tokio::runtime::{Builder, Runtime};
 
 use crate::registry::Tracker;
+use crate::thread_check::RuntimeThreads;
 
 /// A tokio runtime for tests to share, with a [`Tracker`] installed: a test
 /// checked with `#[verify_no_leaks(runtime = "…")]` is judged only on the
-/// tasks it spawned on it, directly or through any chain of spawns — even
+/// tasks it spawned on it, directly or through chains of task spawns — even
 /// while other tests run on it in parallel. Tasks spawned before the test
 /// (a connection pool's background task) are not its.
 ///
@@ -33,17 +34,22 @@ use crate::registry::Tracker;
 ///
 /// It dereferences to the [`Runtime`]. Attribution needs tokio's task hooks
 /// (`--cfg tokio_unstable`); without them the tasks are not checked, and the
-/// test process says so once. A task spawned from a thread the test started
-/// itself (not from a task, nor from the test's own thread) has no owner
-/// and is not attributed.
+/// test process says so once. A task is the test's when spawned from the
+/// test's thread (in `block_on`, or a `LocalSet` there) or from a task that
+/// is the test's; one spawned from a `spawn_blocking` closure or from a
+/// thread the test started has no owner and is not judged. The runtime's
+/// own threads are left out of the tests' thread checks.
 #[derive(Debug)]
 pub struct SharedRuntime {
     runtime: Runtime,
     tracker: Tracker,
+    threads: RuntimeThreads,
 }
 
 impl SharedRuntime {
-    /// Installs a tracker on `builder` and builds the runtime.
+    /// Installs a tracker on `builder` and builds the runtime. It also sets
+    /// the builder's `on_thread_start` hook, to know the runtime's threads
+    /// (thread checks leave them out: they serve every test).
     ///
     /// ```
     /// let shared = taskleak::SharedRuntime::new(tokio::runtime::Builder::new_multi_thread().enable_all())?;
@@ -57,9 +63,13 @@ impl SharedRuntime {
     pub fn new(builder: &mut Builder) -> std::io::Result<Self> {
         let tracker = Tracker::new();
         tracker.install(builder);
+        let threads = RuntimeThreads::default();
+        let recorder = threads.clone();
+        builder.on_thread_start(move || recorder.record_current());
         Ok(SharedRuntime {
             runtime: builder.build()?,
             tracker,
+            threads,
         })
     }
 
@@ -73,6 +83,12 @@ impl SharedRuntime {
     /// ```
     pub fn tracker(&self) -> &Tracker {
         &self.tracker
+    }
+}
+
+impl SharedRuntime {
+    pub(crate) fn threads(&self) -> &RuntimeThreads {
+        &self.threads
     }
 }
 

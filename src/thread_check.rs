@@ -59,6 +59,8 @@ pub(crate) struct ThreadSnapshot {
     /// Whether no unchecked test can start a thread during this test.
     alone: bool,
     runner: Runner,
+    /// Threads of a runtime the test shares with others: never judged here.
+    shared: Option<RuntimeThreads>,
     // Last: released after the name is restored.
     _turn: Option<Turn>,
 }
@@ -82,6 +84,7 @@ impl ThreadSnapshot {
             tag: Some(tag),
             alone: turn.alone_after_refill(&runner),
             runner,
+            shared: None,
             _turn: Some(turn),
         })
     }
@@ -96,8 +99,16 @@ impl ThreadSnapshot {
             tag: None,
             alone: true,
             runner: Runner::OneTestAtATime(reason),
+            shared: None,
             _turn: None,
         }
+    }
+
+    /// Leaves the threads of a runtime the test shares with others out of
+    /// the check: they serve every test, and signalling one could disturb
+    /// another test's blocking work.
+    pub(crate) fn exclude_shared(&mut self, threads: RuntimeThreads) {
+        self.shared = Some(threads);
     }
 
     /// The kernel name the test's threads inherit: give it to the threads
@@ -184,7 +195,12 @@ impl ThreadSnapshot {
             return Vec::new();
         };
         ids.into_iter()
-            .filter(|tid| !self.before.contains(tid) && *tid != self.own_tid && !is_checked_test_thread(*tid))
+            .filter(|tid| {
+                !self.before.contains(tid)
+                    && *tid != self.own_tid
+                    && !is_checked_test_thread(*tid)
+                    && !self.shared.as_ref().is_some_and(|shared| shared.contains(*tid))
+            })
             // Only new threads are read: a clean test reads no thread's file.
             .filter_map(proc_threads::read)
             .filter(|thread| {

@@ -62,10 +62,17 @@ fn run(timers: &'static Timers) -> ! {
     let mut queue = timers.queue.lock().unwrap_or_else(PoisonError::into_inner);
     loop {
         let now = Instant::now();
+        let mut due = Vec::new();
         while queue.peek().is_some_and(|Reverse(entry)| entry.deadline <= now) {
-            if let Some(Reverse(entry)) = queue.pop() {
-                entry.waker.wake();
-            }
+            due.extend(queue.pop().map(|Reverse(entry)| entry.waker));
+        }
+        if !due.is_empty() {
+            // Woken without the lock: a wake may take it again (a watchdog
+            // whose exit runs a check that sets a timer).
+            drop(queue);
+            due.into_iter().for_each(Waker::wake);
+            queue = timers.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            continue;
         }
         queue = match queue.peek() {
             Some(Reverse(next)) => {

@@ -1102,3 +1102,28 @@ fn a_malformed_configuration_fails_the_check_naming_file_line_and_problem() {
     assert!(!passed, "{text}");
     assert!(text.contains("cannot read it"), "{text}");
 }
+
+#[test]
+fn a_watchdog_exit_ends_a_binary_with_an_end_of_binary_check() {
+    let started = std::time::Instant::now();
+    let (passed, text) = run_binary("binary_watchdog", &[]);
+    assert!(!passed, "{text}");
+    assert!(text.contains("could not finish"), "{text}");
+    // The end-of-binary check is skipped on an exit from another thread.
+    assert!(!text.contains("at the end of the test binary"), "{text}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(120), "{text}");
+}
+
+#[test]
+fn on_a_shared_runtime_a_local_set_task_spawns_for_its_test() {
+    let (passed, text) = run_binary("shared_runtime_local_set", &[]);
+    if UNSTABLE {
+        assert!(!passed, "{text}");
+        assert!(
+            text.contains("1 task leaked by `leaky_spawn_from_a_local_set`"),
+            "{text}"
+        );
+    } else {
+        assert!(passed, "{text}");
+    }
+}

@@ -44,10 +44,11 @@ fn parse_args(args: TokenStream) -> syn::Result<Args> {
 
 /// Adds the (merged) attribute to each test function among `items`.
 fn rewrite(items: &mut [Item], args: &Args, krate: &TokenStream) -> syn::Result<()> {
+    let skips = |attr: &Attribute| is_skip(attr, krate);
     for item in items {
         match item {
             Item::Fn(function) => {
-                let skip = function.attrs.iter().position(is_skip);
+                let skip = function.attrs.iter().position(skips);
                 let own = function.attrs.iter().position(is_verify);
                 if let (Some(skip), Some(_)) = (skip, own) {
                     return Err(syn::Error::new_spanned(
@@ -56,11 +57,15 @@ fn rewrite(items: &mut [Item], args: &Args, krate: &TokenStream) -> syn::Result<
                     ));
                 }
                 if let Some(skip) = skip {
-                    let skip = function.attrs.remove(skip);
-                    if !matches!(skip.meta, syn::Meta::Path(_)) {
-                        return Err(syn::Error::new_spanned(skip, "`#[taskleak::skip]` takes no arguments"));
-                    }
+                    take_skip(&mut function.attrs, skip)?;
                     continue;
+                }
+                if let Some(unsupported) = function.attrs.iter().find(|attr| is_unsupported_test(attr)) {
+                    return Err(syn::Error::new_spanned(
+                        unsupported,
+                        "a module's `#[taskleak::verify_no_leaks]` checks `#[test]` and `#[tokio::test]` functions \
+                         only: put `#[taskleak::skip]` on this one (it would not be checked)",
+                    ));
                 }
                 if !function.attrs.iter().any(is_test) {
                     continue;
@@ -69,19 +74,32 @@ fn rewrite(items: &mut [Item], args: &Args, krate: &TokenStream) -> syn::Result<
                     Some(own) => merge(args, &own_args(&function.attrs.remove(own))?),
                     None => args.clone(),
                 };
+                let is_key = |pair: &MetaNameValue, key: &str| pair.path.is_ident(key);
                 if function.sig.asyncness.is_some() {
                     // A module's shared runtime is for its plain tests: a
                     // `#[tokio::test]` has a runtime of its own.
-                    merged = merged
-                        .into_iter()
-                        .filter(|pair| !pair.path.is_ident("runtime"))
-                        .collect();
+                    merged = merged.into_iter().filter(|pair| !is_key(pair, "runtime")).collect();
+                } else {
+                    // Task names are a tokio test's; and a plain test with
+                    // no threads and no shared runtime has nothing to check.
+                    merged = merged.into_iter().filter(|pair| !is_key(pair, "task_names")).collect();
+                    let no_threads = merged
+                        .iter()
+                        .any(|pair| is_key(pair, "threads") && pair.value.to_token_stream().to_string() == "false");
+                    if no_threads && !merged.iter().any(|pair| is_key(pair, "runtime")) {
+                        continue;
+                    }
                 }
                 function
                     .attrs
                     .insert(0, syn::parse_quote!(#[#krate::verify_no_leaks(#merged)]));
             }
             Item::Mod(nested) => {
+                if let Some(skip) = nested.attrs.iter().position(skips) {
+                    // The whole nested module opts out.
+                    take_skip(&mut nested.attrs, skip)?;
+                    continue;
+                }
                 let merged = match nested.attrs.iter().position(is_verify) {
                     Some(own) => merge(args, &own_args(&nested.attrs.remove(own))?),
                     None => args.clone(),
@@ -92,6 +110,15 @@ fn rewrite(items: &mut [Item], args: &Args, krate: &TokenStream) -> syn::Result<
             }
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// Removes a `#[taskleak::skip]`, which takes no arguments.
+fn take_skip(attrs: &mut Vec<Attribute>, at: usize) -> syn::Result<()> {
+    let skip = attrs.remove(at);
+    if !matches!(skip.meta, syn::Meta::Path(_)) {
+        return Err(syn::Error::new_spanned(skip, "`#[taskleak::skip]` takes no arguments"));
     }
     Ok(())
 }
@@ -124,13 +151,38 @@ fn is_verify(attr: &Attribute) -> bool {
     last_segment_is(attr, "verify_no_leaks")
 }
 
-fn is_skip(attr: &Attribute) -> bool {
+/// `#[skip]`, `#[taskleak::skip]`, or `#[<crate>::skip]` with the
+/// module's `crate = "…"`.
+fn is_skip(attr: &Attribute, krate: &TokenStream) -> bool {
     let path = attr.path();
-    last_segment_is(attr, "skip") && (path.segments.len() == 1 || path.segments[0].ident == "taskleak")
+    let first = path.segments.first().map(|segment| segment.ident.to_string());
+    let krate = krate.to_string().replace(' ', "");
+    last_segment_is(attr, "skip")
+        && (path.segments.len() == 1
+            || first.as_deref() == Some("taskleak")
+            || first.is_some_and(|first| krate.trim_start_matches("::").starts_with(&first)))
 }
 
 fn is_test(attr: &Attribute) -> bool {
-    is_path(attr, &["test"]) || is_path(attr, &["tokio", "test"])
+    is_path(attr, &["test"])
+        || is_path(attr, &["tokio", "test"])
+        || is_path(attr, &["core", "prelude", "v1", "test"])
+        || is_path(attr, &["std", "prelude", "v1", "test"])
+}
+
+/// Test attributes a module check cannot wrap: other test frameworks'
+/// (`#[rstest]`, `#[test_case(…)]`, `#[test_log::test]`) and a `#[test]`
+/// behind `cfg_attr`.
+fn is_unsupported_test(attr: &Attribute) -> bool {
+    let last = attr.path().segments.last().map(|segment| segment.ident.to_string());
+    let framework = matches!(last.as_deref(), Some("rstest" | "test_case" | "test_matrix"))
+        || (attr.path().segments.len() > 1 && last.as_deref() == Some("test") && !is_test(attr));
+    let hidden_test = attr.path().is_ident("cfg_attr")
+        && attr
+            .meta
+            .require_list()
+            .is_ok_and(|list| list.tokens.clone().into_iter().any(|token| token.to_string() == "test"));
+    framework || hidden_test
 }
 
 #[cfg(test)]
