@@ -406,6 +406,12 @@ fn every_leaky_catalogue_row_fails_with_its_report() {
     }
 }
 
+/// A test meant to leak: its function (or, for generated cases such as
+/// rstest's `leaky_x::case_1`, its group) is named `leaky_…`.
+fn is_leaky(name: &str) -> bool {
+    name.split("::").any(|segment| segment.starts_with("leaky_"))
+}
+
 #[test]
 fn every_fixed_form_and_non_leak_passes() {
     let must_pass: Vec<&String> = fixture_run()
@@ -414,9 +420,7 @@ fn every_fixed_form_and_non_leak_passes() {
             let function = name.rsplit("::").next().unwrap_or(name);
             // Ignore rules need `tokio_unstable`; without it they leak (see below).
             // `parallel_` tests pass or fail by how they are run (see below).
-            !function.starts_with("leaky_")
-                && !function.starts_with("parallel_")
-                && (UNSTABLE || !function.starts_with("ignored_by_"))
+            !is_leaky(name) && !function.starts_with("parallel_") && (UNSTABLE || !function.starts_with("ignored_by_"))
         })
         .collect();
     assert!(must_pass.len() >= 20, "{must_pass:?}");
@@ -429,11 +433,7 @@ fn every_fixed_form_and_non_leak_passes() {
 #[test]
 fn every_test_marked_leaky_fails() {
     for (name, outcome) in fixture_run() {
-        if name
-            .rsplit("::")
-            .next()
-            .is_some_and(|function| function.starts_with("leaky_"))
-        {
+        if is_leaky(name) {
             assert!(!outcome.passed, "{name} passed");
         }
     }
@@ -1125,5 +1125,37 @@ fn on_a_shared_runtime_a_local_set_task_spawns_for_its_test() {
         );
     } else {
         assert!(passed, "{text}");
+    }
+}
+
+#[test]
+fn stacked_test_attributes_keep_the_check_in_the_supported_orders() {
+    let output = cargo_test(&["--test", "compat"]);
+    let outcomes = parse_libtest(&String::from_utf8_lossy(&output.stdout));
+    for clean in ["tests::clean_serial", "tests::clean_rstest_case::case_1"] {
+        assert!(
+            outcomes.get(clean).is_some_and(|outcome| outcome.passed),
+            "{clean}: {}",
+            text_of(&output)
+        );
+    }
+    for test in [
+        "tests::leaky_serial_above",
+        "tests::leaky_serial_below",
+        "tests::leaky_serial_below_tokio",
+        "tests::leaky_rstest_cases::case_1",
+        "tests::leaky_rstest_cases::case_2",
+        "tests::leaky_traced_above",
+        "tests::leaky_traced_below",
+    ] {
+        let outcome = outcomes
+            .get(test)
+            .unwrap_or_else(|| panic!("{test} did not run: {}", text_of(&output)));
+        assert!(!outcome.passed, "{test} passed");
+        assert!(
+            outcome.output.contains(&format!("1 thread leaked by `{test}`")),
+            "{test}: {}",
+            outcome.output
+        );
     }
 }
