@@ -179,14 +179,17 @@ pub(crate) fn threads_checkable() -> Result<(), String> {
     CHECKABLE.get_or_init(|| proc_threads::ids().map(drop)).clone()
 }
 
-/// Writes `message` once per process to the process's own stderr, which
-/// libtest does not capture: a passing test shows it too.
+/// Writes `message` once per process (each distinct message once) to the
+/// process's own stderr, which libtest does not capture: a passing test
+/// shows it too.
 pub(crate) fn say_once(message: &str) {
     use std::io::Write;
-    static SAID: std::sync::Once = std::sync::Once::new();
-    SAID.call_once(|| {
+    static SAID: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut said = SAID.lock().unwrap_or_else(PoisonError::into_inner);
+    if !said.iter().any(|earlier| earlier == message) {
+        said.push(message.to_owned());
         let _ = writeln!(std::io::stderr().lock(), "{message}");
-    });
+    }
 }
 
 /// Renames the test's thread, for the kernel only, to a name no other test
