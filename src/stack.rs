@@ -133,16 +133,22 @@ impl fmt::Display for AsyncStack {
                 writeln!(f, "      — await point {} of {}:", index + 1, self.branches.len())?;
             }
             for frame in branch {
-                let place = match (&frame.location, &frame.dependency) {
-                    (Some(location), _) if frame.dependency.is_none() => location.clone(),
-                    (_, Some(krate)) => format!("({krate})"),
-                    (location, None) => location.clone().unwrap_or_default(),
-                };
-                writeln!(f, "      {:width$}  {place}", frame.function)?;
+                write_frame(f, frame, width)?;
             }
         }
         Ok(())
     }
+}
+
+/// One frame of a report's stack: the function, padded to `width`, then
+/// where it is — the source line for your code, the crate for a dependency.
+pub(crate) fn write_frame(f: &mut fmt::Formatter<'_>, frame: &StackFrame, width: usize) -> fmt::Result {
+    let place = match (&frame.dependency, &frame.location) {
+        (None, Some(location)) => location.clone(),
+        (Some(krate), _) => format!("({krate})"),
+        (None, None) => String::new(),
+    };
+    writeln!(f, "      {:width$}  {place}", frame.function)
 }
 
 /// A symbol as the task dump resolved it.

@@ -356,12 +356,7 @@ pub(crate) fn write_group(f: &mut fmt::Formatter<'_>, group: &ThreadGroup) -> fm
                 .max()
                 .unwrap_or(0);
             for frame in &group.stack {
-                let place = match (frame.dependency(), frame.location()) {
-                    (None, Some(location)) => location.to_owned(),
-                    (Some(krate), _) => format!("({krate})"),
-                    (None, None) => String::new(),
-                };
-                writeln!(f, "      {:width$}  {place}", frame.function())?;
+                crate::stack::write_frame(f, frame, width)?;
             }
         }
     }

@@ -131,23 +131,21 @@ pub(crate) fn parse_config(args: TokenStream) -> syn::Result<Config> {
                 set_once(slot, (flag.value, pair.path.span()), &pair.path)?;
             }
             "runtime" => {
-                let path = string_literal(&pair.value, "runtime", "\"crate::RUNTIME\"")?;
-                let parsed = path.parse::<syn::Path>().map_err(|_| {
-                    syn::Error::new_spanned(
-                        &path,
-                        "`runtime` takes the path of a static `taskleak::SharedRuntime`, e.g. `runtime = \"RUNTIME\"`",
-                    )
-                })?;
-                set_once(&mut config.runtime, (parsed, path.span()), &pair.path)?;
+                let (parsed, span) = path_literal(
+                    &pair.value,
+                    "runtime",
+                    "\"crate::RUNTIME\"",
+                    "the path of a static `taskleak::SharedRuntime`, e.g. `runtime = \"RUNTIME\"`",
+                )?;
+                set_once(&mut config.runtime, (parsed, span), &pair.path)?;
             }
             "crate" => {
-                let path = string_literal(&pair.value, "crate", "\"my_taskleak\"")?;
-                let parsed = path.parse::<syn::Path>().map_err(|_| {
-                    syn::Error::new_spanned(
-                        &path,
-                        "`crate` takes a path to the taskleak crate, e.g. `crate = \"my_taskleak\"`",
-                    )
-                })?;
+                let (parsed, _) = path_literal(
+                    &pair.value,
+                    "crate",
+                    "\"my_taskleak\"",
+                    "a path to the taskleak crate, e.g. `crate = \"my_taskleak\"`",
+                )?;
                 set_once(&mut config.krate, parsed, &pair.path)?;
             }
             _ => return Err(unknown_option(&pair.path)),
@@ -244,6 +242,17 @@ fn string_literal(value: &Expr, key: &str, example: &str) -> syn::Result<LitStr>
             format!("`{key}` takes a string, e.g. `{key} = {example}`"),
         )),
     }
+}
+
+/// A string holding a Rust path, e.g. `crate = "my_taskleak"`, and its span;
+/// `example` is the value shown when it is not a string, and `expected`
+/// finishes "`key` takes …" when it is not a path.
+fn path_literal(value: &Expr, key: &str, example: &str, expected: &str) -> syn::Result<(syn::Path, Span)> {
+    let text = string_literal(value, key, example)?;
+    let path = text
+        .parse::<syn::Path>()
+        .map_err(|_| syn::Error::new_spanned(&text, format!("`{key}` takes {expected}")))?;
+    Ok((path, text.span()))
 }
 
 /// `"250us"`, `"100ms"`, `"2s"` into nanoseconds.
