@@ -6,10 +6,11 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
+use crate::env::{Mode, Settings};
 use crate::options::Options;
 use crate::proc_threads;
 use crate::registry::Tracker;
-use crate::report::LeakReport;
+use crate::report::{LeakReport, Scope};
 use crate::snapshot::Snapshot;
 use crate::thread_check::{RuntimeThreads, ThreadSnapshot};
 
@@ -22,6 +23,8 @@ static REGISTERED: Mutex<Vec<Snapshot>> = Mutex::new(Vec::new());
 /// What the binary was started as, and the threads alive before `main`.
 struct Start {
     binary: String,
+    /// Where its crate's `taskleak.toml` is.
+    manifest_dir: Option<String>,
     threads: HashSet<i32>,
 }
 
@@ -66,39 +69,32 @@ pub fn check_at_exit(tracker: &Tracker, handle: &tokio::runtime::Handle) -> Resu
 /// });
 /// ```
 pub fn verify_main<T>(main: impl FnOnce() -> T) -> T {
-    let binary = std::env::current_exe()
-        .ok()
-        .and_then(|path| Some(path.file_stem()?.to_string_lossy().into_owned()))
-        .map(|stem| without_cargo_hash(&stem).to_owned())
-        .unwrap_or_else(|| "the binary".to_owned());
+    let binary = crate::record::binary_name();
     let before: HashSet<i32> = proc_threads::ids()
         .map(|ids| ids.into_iter().collect())
         .unwrap_or_default();
+    // Cargo runs test binaries with the package's manifest directory set.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").ok();
     let output = main();
-    if let Some(text) = check(&binary, before) {
-        let _ = writeln!(std::io::stderr().lock(), "{text}");
-        std::process::exit(LEAKED_EXIT_CODE);
+    if let Some(verdict) = check(&binary, manifest_dir.as_deref(), before) {
+        let _ = writeln!(std::io::stderr().lock(), "{}", verdict.text);
+        if verdict.fails {
+            std::process::exit(LEAKED_EXIT_CODE);
+        }
     }
     output
 }
 
-/// `binary_main-2c679bbe0459b500` is cargo's `binary_main`.
-fn without_cargo_hash(stem: &str) -> &str {
-    match stem.rsplit_once('-') {
-        Some((name, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => name,
-        _ => stem,
-    }
-}
-
 /// Called before `main` by [`verify_test_binary!`](crate::verify_test_binary):
 /// records the threads alive and has the check run at exit.
-pub(crate) fn start(binary: &'static str) {
+pub(crate) fn start(binary: &'static str, manifest_dir: &'static str) {
     let threads = proc_threads::ids()
         .map(|ids| ids.into_iter().collect())
         .unwrap_or_default();
     let first = START
         .set(Start {
             binary: binary.to_owned(),
+            manifest_dir: Some(manifest_dir.to_owned()),
             threads,
         })
         .is_ok();
@@ -131,14 +127,19 @@ extern "C" fn at_exit() {
     // already destroyed when exit handlers run.
     let checked = std::thread::Builder::new()
         .name("taskleak-final".into())
-        .spawn(|| check(&start.binary, start.threads.clone()));
-    let report = match checked.map(std::thread::JoinHandle::join) {
-        Ok(Ok(report)) => report,
-        Ok(Err(_)) => Some("taskleak: the end-of-binary check panicked; see above".to_owned()),
-        Err(error) => Some(format!("taskleak: could not run the end-of-binary check: {error}")),
+        .spawn(|| check(&start.binary, start.manifest_dir.as_deref(), start.threads.clone()));
+    let verdict = match checked.map(std::thread::JoinHandle::join) {
+        Ok(Ok(verdict)) => verdict,
+        Ok(Err(_)) => Some(Verdict::failure(
+            "taskleak: the end-of-binary check panicked; see above".to_owned(),
+        )),
+        Err(error) => Some(Verdict::failure(format!(
+            "taskleak: could not run the end-of-binary check: {error}"
+        ))),
     };
-    if let Some(text) = report {
-        let _ = writeln!(std::io::stderr().lock(), "\n{text}");
+    let Some(verdict) = verdict else { return };
+    let _ = writeln!(std::io::stderr().lock(), "\n{}", verdict.text);
+    if verdict.fails {
         // SAFETY: ends the process at once with the failure code; the
         // other exit handlers are skipped, as a failed test binary's are.
         #[cfg(unix)]
@@ -148,11 +149,41 @@ extern "C" fn at_exit() {
     }
 }
 
-/// The report of what the binary left running, if anything.
-fn check(binary: &str, before: HashSet<i32>) -> Option<String> {
-    let options = Options::new();
+/// What the end-of-binary check has to say: a report, or why it could not
+/// run; and whether that fails the binary.
+struct Verdict {
+    text: String,
+    fails: bool,
+}
+
+impl Verdict {
+    fn failure(text: String) -> Self {
+        Verdict { text, fails: true }
+    }
+}
+
+/// The binary's options: its crate's `taskleak.toml`, under the
+/// environment's settings (`TASKLEAK_MODE=off` means no check).
+fn options(manifest_dir: Option<&str>) -> Result<Option<(Options, Mode)>, String> {
+    let settings = Settings::from_env()?;
+    if settings.mode == Mode::Off {
+        return Ok(None);
+    }
+    let options = match manifest_dir.map(crate::config::for_crate).transpose()?.flatten() {
+        Some(config) => config.apply(Options::new()),
+        None => Options::new(),
+    };
+    Ok(Some((settings.apply(options), settings.mode)))
+}
+
+/// What the binary left running, if anything.
+fn check(binary: &str, manifest_dir: Option<&str>, before: HashSet<i32>) -> Option<Verdict> {
+    let (options, mode) = match options(manifest_dir) {
+        Ok(Some(found)) => found,
+        Ok(None) => return None,
+        Err(error) => return Some(Verdict::failure(format!("taskleak: {error}"))),
+    };
     let label = binary.to_owned();
-    let note = "checked once, at the end of the test binary, after every test in it ran".to_owned();
     let mut reports: Vec<LeakReport> = Vec::new();
     let registered = std::mem::take(&mut *REGISTERED.lock().unwrap_or_else(PoisonError::into_inner));
     for snapshot in registered {
@@ -168,19 +199,17 @@ fn check(binary: &str, before: HashSet<i32>) -> Option<String> {
         }
     }
     for report in &mut reports {
-        report.notes.push(note.clone());
+        report.scope = Scope::Binary;
+        let verdict = crate::record::Verdict {
+            leak_fails: mode == Mode::Fail && report.is_leak(),
+            own_failure: false,
+        };
+        crate::record::write(report, verdict);
     }
     let text: Vec<String> = reports.iter().map(ToString::to_string).collect();
-    (!text.is_empty()).then(|| text.join("\n"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cargo_hashes_are_dropped_from_binary_names() {
-        assert_eq!(without_cargo_hash("binary_main-2c679bbe0459b500"), "binary_main");
-        assert_eq!(without_cargo_hash("my-tool"), "my-tool");
-    }
+    let fails = mode == Mode::Fail && reports.iter().any(LeakReport::is_leak);
+    (!text.is_empty()).then(|| Verdict {
+        text: text.join("\n"),
+        fails,
+    })
 }

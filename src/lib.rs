@@ -182,6 +182,7 @@ mod names;
 mod native_stack;
 mod options;
 mod proc_threads;
+mod record;
 mod registry;
 mod report;
 mod settle;
@@ -306,6 +307,11 @@ pub use taskleak_macros::skip;
 /// `main` in [`verify_main`] instead. Only libtest's own exit, on the main
 /// thread, runs the check: a test that calls `std::process::exit` from
 /// another thread ends the binary unchecked.
+///
+/// The check takes its budget and ignore rules from the crate's
+/// `taskleak.toml`, and honours `TASKLEAK_MODE` (`off`: no check; `warn`:
+/// the report is printed, the binary's exit code kept) and the other
+/// variables of the crate docs' [Options](crate#options).
 #[macro_export]
 macro_rules! verify_test_binary {
     () => {
@@ -330,7 +336,10 @@ macro_rules! verify_test_binary {
             #[cfg_attr(windows, unsafe(link_section = ".CRT$XCU"))]
             static __TASKLEAK_VERIFY_TEST_BINARY: extern "C" fn() = {
                 extern "C" fn __taskleak_start() {
-                    $crate::__private::binary_start(::core::env!("CARGO_CRATE_NAME"));
+                    $crate::__private::binary_start(
+                        ::core::env!("CARGO_CRATE_NAME"),
+                        ::core::env!("CARGO_MANIFEST_DIR"),
+                    );
                 }
                 __taskleak_start
             };

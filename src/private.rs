@@ -106,11 +106,22 @@ impl TestSpec {
     }
 
     /// The test's path as libtest prints it: the module path without the
-    /// crate, then the function.
+    /// crate, then the function. A function that `test-case`'s cases call
+    /// is named by the case running it: libtest names the test's thread.
     fn test_path(&self) -> String {
-        match self.module.split_once("::") {
+        let function = match self.module.split_once("::") {
             Some((_crate, module)) => format!("{module}::{}", self.name),
             None => self.name.to_owned(),
+        };
+        match std::thread::current().name() {
+            Some(case)
+                if case
+                    .strip_prefix(function.as_str())
+                    .is_some_and(|rest| rest.starts_with("::")) =>
+            {
+                case.to_owned()
+            }
+            _ => function,
         }
     }
 }
@@ -222,6 +233,11 @@ fn arm_watchdog(snapshot: &Snapshot, options: &Options, test: &str, own_failure:
             limit.as_secs()
         );
         let report = snapshot.describe_blocked(&options, Some(&test), &reason, limit);
+        let verdict = crate::record::Verdict {
+            leak_fails: true,
+            own_failure: own_failure.is_some(),
+        };
+        crate::record::write(&report, verdict);
         let text = if report.leaked() == 0 {
             format!("taskleak: the check of `{test}` could not finish: {reason}")
         } else {
@@ -244,8 +260,8 @@ fn own_failure<T>(outcome: &Result<T, Box<dyn Any + Send>>, is_failure: impl Fn(
 }
 
 /// What [`verify_test_binary!`](crate::verify_test_binary) runs before `main`.
-pub fn binary_start(binary: &'static str) {
-    crate::binary::start(binary);
+pub fn binary_start(binary: &'static str, manifest_dir: &'static str) {
+    crate::binary::start(binary, manifest_dir);
 }
 
 /// Runs one `#[verify_no_leaks] #[test]` body: a thread check.
@@ -375,6 +391,14 @@ fn conclude<T>(
     is_failure: impl Fn(&T) -> bool,
     leaks_fail: bool,
 ) -> T {
+    if let Some(report) = &report {
+        let own_failure = outcome.as_ref().map_or(true, &is_failure);
+        let verdict = crate::record::Verdict {
+            leak_fails: leaks_fail && report.is_leak(),
+            own_failure,
+        };
+        crate::record::write(report, verdict);
+    }
     match (outcome, report) {
         (Ok(output), None) => output,
         (Ok(output), Some(report)) if !leaks_fail || is_failure(&output) || !report.is_leak() => {

@@ -36,6 +36,17 @@ pub struct LeakReport {
     pub(crate) detail: Detail,
     pub(crate) notes: Vec<String>,
     pub(crate) threads: ThreadSection,
+    pub(crate) scope: Scope,
+}
+
+/// What a report's check covered, for what it suggests at its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// One test, under `#[verify_no_leaks]` (or a check of one's own).
+    Test,
+    /// A whole test binary, at its end: ignore rules come from
+    /// `taskleak.toml` there.
+    Binary,
 }
 
 /// How much a report could say about each task.
@@ -235,6 +246,7 @@ impl LeakReport {
             },
             notes: Vec::new(),
             threads,
+            scope: Scope::Test,
         }
     }
 }
@@ -466,14 +478,29 @@ impl fmt::Display for LeakReport {
             writeln!(f)?;
             writeln!(f, "  note: {note}")?;
         }
-        if let Some(site) = self.groups.iter().find_map(|group| group.spawned_at.as_deref()) {
-            // Anchored, with the column: exactly this spawn site, nothing else.
+        if self.scope == Scope::Binary {
             writeln!(f)?;
             writeln!(
                 f,
-                "  hint: if such a task is meant to outlive the test, ignore it with\n        #[taskleak::verify_no_leaks(ignore_spawned_at = r\"^{}$\")]",
-                regex::escape(site)
+                "  note: checked once, at the end of the test binary, after every test in it ran"
             )?;
+        }
+        if let Some(site) = self.groups.iter().find_map(|group| group.spawned_at.as_deref()) {
+            // Anchored, with the column: exactly this spawn site, nothing else.
+            let rule = regex::escape(site);
+            writeln!(f)?;
+            match self.scope {
+                Scope::Test => writeln!(
+                    f,
+                    "  hint: if such a task is meant to outlive the test, ignore it with\n        \
+                     #[taskleak::verify_no_leaks(ignore_spawned_at = r\"^{rule}$\")]"
+                )?,
+                Scope::Binary => writeln!(
+                    f,
+                    "  hint: if such a task is meant to outlive the tests, ignore it in `taskleak.toml` beside \
+                     `Cargo.toml`:\n        ignore_spawned_at = ['^{rule}$']"
+                )?,
+            }
         }
         Ok(())
     }
@@ -584,6 +611,7 @@ mod tests {
             detail: Detail::Full,
             notes: vec![],
             threads: Default::default(),
+            scope: Scope::Test,
         };
         std::fmt::write(&mut text, format_args!("{report}")).expect("rendered");
         assert!(text.contains(r#"(task ids 1, 2, name "refresher")"#), "{text}");
@@ -605,6 +633,7 @@ mod tests {
             detail: Detail::Full,
             notes: vec![],
             threads: Default::default(),
+            scope: Scope::Test,
         };
         let text = report.to_string();
         assert!(
@@ -667,6 +696,7 @@ mod tests {
             detail: Detail::Full,
             notes: vec!["no async stacks: an example note".into()],
             threads: Default::default(),
+            scope: Scope::Test,
         };
         let expected = r#"taskleak: 3 tasks leaked by `handles_request` (still alive after 20 retries over 0.43 s)
 
@@ -703,6 +733,7 @@ mod tests {
             detail: Detail::CountOnly,
             notes: vec![],
             threads: Default::default(),
+            scope: Scope::Test,
         };
         let text = report.to_string();
         assert!(

@@ -8,7 +8,7 @@ use tokio::runtime::Handle;
 
 use crate::options::Options;
 use crate::registry::Tracker;
-use crate::report::{Detail, LeakReport};
+use crate::report::{Detail, LeakReport, Scope};
 use crate::settle::settle;
 
 /// The tasks alive on a runtime at one moment; see [`Tracker::snapshot`].
@@ -188,6 +188,7 @@ impl Snapshot {
             detail: Detail::CountOnly,
             notes,
             threads: Default::default(),
+            scope: Scope::Test,
         })
     }
 
@@ -246,6 +247,7 @@ impl Snapshot {
             detail,
             notes: vec![reason.to_owned()],
             threads: Default::default(),
+            scope: Scope::Test,
         }
     }
 
@@ -355,6 +357,7 @@ impl Snapshot {
             detail: Detail::Full,
             notes,
             threads: Default::default(),
+            scope: Scope::Test,
         })
     }
 }

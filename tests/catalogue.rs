@@ -998,6 +998,44 @@ fn a_binary_level_check_fails_the_binary_for_a_task_left_on_a_global_runtime() {
 }
 
 #[test]
+fn a_binary_level_check_takes_the_crates_configuration_and_the_environment() {
+    // The hint at the binary level is a `taskleak.toml` line.
+    let (passed, text) = run_binary("binary_task_leak", &[]);
+    assert!(!passed, "{text}");
+    if UNSTABLE {
+        let site = spawn_site("tests/binary_task_leak.rs", "binary-task");
+        assert!(text.contains("in `taskleak.toml`"), "{text}");
+        let rule = format!("ignore_spawned_at = ['^{}", regex::escape(&site));
+        assert!(text.contains(&rule), "{text}");
+        assert!(
+            !text.contains("#[taskleak::verify_no_leaks(ignore_spawned_at"),
+            "{text}"
+        );
+    }
+    // A rule in the file silences the leaked thread.
+    let config = config_file("binary-poller-ignored.toml");
+    let output = cargo_test_with(&["--test", "binary_thread_leak"], &[("TASKLEAK_CONFIG", &config)]);
+    assert!(output.status.success(), "{}", text_of(&output));
+    assert!(!text_of(&output).contains("taskleak:"), "{}", text_of(&output));
+    // A malformed file fails the binary, naming file and line.
+    let malformed = config_file("malformed.toml");
+    let output = cargo_test_with(&["--test", "binary_clean"], &[("TASKLEAK_CONFIG", &malformed)]);
+    assert!(!output.status.success(), "{}", text_of(&output));
+    assert!(text_of(&output).contains("malformed.toml:2:"), "{}", text_of(&output));
+    // `warn` reports and passes; `off` does not check.
+    let output = cargo_test_with(&["--test", "binary_thread_leak"], &[("TASKLEAK_MODE", "warn")]);
+    assert!(output.status.success(), "{}", text_of(&output));
+    assert!(
+        text_of(&output).contains("taskleak: 1 thread leaked by `binary_thread_leak`"),
+        "{}",
+        text_of(&output)
+    );
+    let output = cargo_test_with(&["--test", "binary_thread_leak"], &[("TASKLEAK_MODE", "off")]);
+    assert!(output.status.success(), "{}", text_of(&output));
+    assert!(!text_of(&output).contains("taskleak:"), "{}", text_of(&output));
+}
+
+#[test]
 fn a_binary_that_leaves_nothing_running_passes_its_check() {
     let (passed, text) = run_binary("binary_clean", &[]);
     assert!(passed, "{text}");
@@ -1132,30 +1170,30 @@ fn on_a_shared_runtime_a_local_set_task_spawns_for_its_test() {
 fn stacked_test_attributes_keep_the_check_in_the_supported_orders() {
     let output = cargo_test(&["--test", "compat"]);
     let outcomes = parse_libtest(&String::from_utf8_lossy(&output.stdout));
-    for clean in ["tests::clean_serial", "tests::clean_rstest_case::case_1"] {
-        assert!(
-            outcomes.get(clean).is_some_and(|outcome| outcome.passed),
-            "{clean}: {}",
-            text_of(&output)
-        );
+    // Every generated case counts: none may go missing unchecked.
+    assert_eq!(outcomes.len(), 22, "{}", text_of(&output));
+    for (test, outcome) in &outcomes {
+        let leaky = test.split("::").any(|segment| segment.contains("leaky"));
+        if leaky {
+            assert!(!outcome.passed, "{test} passed");
+            assert!(
+                outcome.output.contains(&format!("1 thread leaked by `{test}`")),
+                "{test}: {}",
+                outcome.output
+            );
+        } else {
+            assert!(outcome.passed, "{test}: {}", outcome.output);
+        }
     }
-    for test in [
-        "tests::leaky_serial_above",
-        "tests::leaky_serial_below",
-        "tests::leaky_serial_below_tokio",
-        "tests::leaky_rstest_cases::case_1",
-        "tests::leaky_rstest_cases::case_2",
-        "tests::leaky_traced_above",
-        "tests::leaky_traced_below",
+    for case in [
+        "tests::leaky_test_cases::test_case_1_one",
+        "tests::leaky_test_cases_tokio::test_case_2_two",
+        "tests::test_cases_one_of_two::test_case_1_clean",
+        "tests::test_cases_one_of_two::test_case_2_leaky",
+        "module_frameworks::leaky_module_test_case::test_case_1_one",
+        "module_frameworks::leaky_module_test_case_tokio::test_case_2_two",
+        "module_frameworks::leaky_module_rstest_tokio::case_1",
     ] {
-        let outcome = outcomes
-            .get(test)
-            .unwrap_or_else(|| panic!("{test} did not run: {}", text_of(&output)));
-        assert!(!outcome.passed, "{test} passed");
-        assert!(
-            outcome.output.contains(&format!("1 thread leaked by `{test}`")),
-            "{test}: {}",
-            outcome.output
-        );
+        assert!(outcomes.contains_key(case), "{case} did not run: {}", text_of(&output));
     }
 }

@@ -35,6 +35,9 @@ enum TestKind {
     Tokio(RuntimeConfig),
     /// `#[test]`: threads.
     Plain,
+    /// A plain function with `#[test_case(…)]`s below the attribute: its
+    /// body is checked each time a generated case calls it.
+    Cases,
 }
 
 /// The `#[tokio::test(…)]` arguments taskleak applies to its own runtime.
@@ -49,6 +52,9 @@ pub(crate) fn verify_no_leaks(args: TokenStream, item: TokenStream) -> TokenStre
         Ok(input) => input,
         Err(error) => return with_error(item, error),
     };
+    if let Some(last_case) = input.attrs.iter().rposition(is_test_case) {
+        return verify_test_cases(args, input, last_case);
+    }
     let parsed = parse_config(args).and_then(|config| {
         let (kind, attrs) = match split_test_attribute(&input)? {
             (TestAttribute::Tokio(attr), attrs) => {
@@ -69,6 +75,86 @@ pub(crate) fn verify_no_leaks(args: TokenStream, item: TokenStream) -> TokenStre
         // `#[tokio::test]`, so that the one error is all they see.
         Err(error) => with_error(without_tokio_test(input), error),
     }
+}
+
+/// `test-case`'s `#[test_case(…)]` (or `#[test_case::case(…)]`) and
+/// `#[test_matrix(…)]`: each generates one test per case.
+pub(crate) fn is_test_case(attr: &Attribute) -> bool {
+    let path = attr.path();
+    let last = path.segments.last().map(|segment| segment.ident.to_string());
+    let first = path.segments.first().map(|segment| segment.ident.to_string());
+    matches!(last.as_deref(), Some("test_case" | "test_matrix"))
+        || (path.segments.len() == 2 && first.as_deref() == Some("test_case") && last.as_deref() == Some("case"))
+}
+
+/// The attribute above `#[test_case(…)]`s. A plain function's body is
+/// checked where it is: `test-case` puts `#[test]` *above* what follows its
+/// attributes, where no attribute can see it, so the cases it generates call
+/// the checked function. An async test gets the attribute moved below the
+/// cases, above its `#[tokio::test]`, and each generated case is checked.
+fn verify_test_cases(args: TokenStream, mut input: ItemFn, last_case: usize) -> TokenStream {
+    let config = match parse_config(args.clone()) {
+        Ok(config) => config,
+        Err(error) => return with_error(input.into_token_stream(), error),
+    };
+    let krate = config.krate();
+    if input.sig.asyncness.is_some() {
+        // `test-case` takes its attributes out with `swap_remove`, which
+        // moves the last attribute into the gap: with every other case last,
+        // the rest keep their order, ours above `#[tokio::test]`.
+        let (cases, others): (Vec<Attribute>, Vec<Attribute>) =
+            std::mem::take(&mut input.attrs).into_iter().partition(is_test_case);
+        let mut cases = cases.into_iter();
+        input.attrs.extend(cases.next());
+        input.attrs.push(syn::parse_quote!(#[#krate::verify_no_leaks(#args)]));
+        input.attrs.extend(others);
+        input.attrs.extend(cases);
+        return input.into_token_stream();
+    }
+    let checked = config.check_plain_test().and_then(|()| {
+        // A case that must panic cannot be told from a leak's failure.
+        let panicking = input.attrs[..=last_case]
+            .iter()
+            .filter(|attr| is_test_case(attr))
+            .find_map(expecting_panic);
+        match panicking {
+            Some(token) => Err(syn::Error::new(
+                token,
+                "taskleak cannot check a plain test whose cases expect a panic: a leak fails the case by \
+                 panicking, which would satisfy `panics`. Move these cases to a function without \
+                 `#[taskleak::verify_no_leaks]`",
+            )),
+            None => Ok(()),
+        }
+    });
+    match checked {
+        Ok(()) => {
+            let attrs: Vec<Attribute> = input.attrs.clone();
+            generate(&input, attrs.iter().collect(), &config, &TestKind::Cases)
+        }
+        Err(error) => with_error(input.into_token_stream(), error),
+    }
+}
+
+/// The `panics` of a case's `=> panics …`, if it has one.
+fn expecting_panic(attr: &Attribute) -> Option<Span> {
+    let list = attr.meta.require_list().ok()?;
+    let mut after_arrow = false;
+    let mut previous = None;
+    for token in list.tokens.clone() {
+        if let proc_macro2::TokenTree::Punct(punct) = &token {
+            if punct.as_char() == '>' && previous == Some('=') {
+                after_arrow = true;
+            }
+            previous = Some(punct.as_char());
+            continue;
+        }
+        previous = None;
+        if after_arrow && matches!(&token, proc_macro2::TokenTree::Ident(ident) if ident == "panics") {
+            return Some(token.span());
+        }
+    }
+    None
 }
 
 fn without_tokio_test(mut input: ItemFn) -> TokenStream {
@@ -328,7 +414,8 @@ fn split_test_attribute(input: &ItemFn) -> syn::Result<(TestAttribute<'_>, Vec<&
         return Err(syn::Error::new(
             Span::call_site(),
             "`#[taskleak::verify_no_leaks]` must be placed above `#[tokio::test]`, not below it: \
-             below, tokio has already built the runtime and taskleak cannot watch its tasks. Move this attribute up one line",
+             below, tokio has already built the runtime and taskleak cannot watch its tasks. Move this attribute up one line \
+             (with `#[test_case(…)]`, put it above the `#[test_case]` lines)",
         ));
     }
     if let Some(asyncness) = &input.sig.asyncness {
@@ -340,7 +427,8 @@ fn split_test_attribute(input: &ItemFn) -> syn::Result<(TestAttribute<'_>, Vec<&
     Err(syn::Error::new_spanned(
         input.sig.fn_token,
         "`#[taskleak::verify_no_leaks]` goes on a test: put `#[test]` (or `#[tokio::test]` on an `async fn`) on the \
-         line below it; if `#[test]` is above it, move it below",
+         line below it; if `#[test]` is above it, move it below; with `#[test_case(…)]`, put it above the \
+         `#[test_case]` lines",
     ))
 }
 
@@ -535,12 +623,17 @@ fn generate(input: &ItemFn, attrs: Vec<&Attribute>, config: &Config, kind: &Test
                 )
             }
         }
-        TestKind::Plain => quote! {
+        TestKind::Plain | TestKind::Cases => quote! {
             #krate::__private::run_sync_test(#spec, #is_failure, move || -> #output #block)
         },
     };
+    // `test-case` registers the cases it generates; they call this function.
+    let test_attribute = match kind {
+        TestKind::Cases => quote!(),
+        _ => quote!(#[::core::prelude::v1::test]),
+    };
     quote! {
-        #[::core::prelude::v1::test]
+        #test_attribute
         #(#outer_attrs)*
         #vis #plain_sig {
             #(#inner_attrs)*

@@ -8,7 +8,7 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Attribute, Item, ItemMod, MetaNameValue, Token};
 
-use crate::entry::{is_path, parse_config, with_error};
+use crate::entry::{is_path, is_test_case, parse_config, with_error};
 
 /// Options that may be given several times: a test's add to its module's.
 const LISTS: &[&str] = &[
@@ -67,7 +67,8 @@ fn rewrite(items: &mut [Item], args: &Args, krate: &TokenStream) -> syn::Result<
                          only: put `#[taskleak::skip]` on this one (it would not be checked)",
                     ));
                 }
-                if !function.attrs.iter().any(is_test) {
+                let rstest = function.attrs.iter().any(is_rstest);
+                if !rstest && !function.attrs.iter().any(|attr| is_test(attr) || is_test_case(attr)) {
                     continue;
                 }
                 let mut merged = match own {
@@ -90,9 +91,16 @@ fn rewrite(items: &mut [Item], args: &Args, krate: &TokenStream) -> syn::Result<
                         continue;
                     }
                 }
-                function
-                    .attrs
-                    .insert(0, syn::parse_quote!(#[#krate::verify_no_leaks(#merged)]));
+                let attribute = syn::parse_quote!(#[#krate::verify_no_leaks(#merged)]);
+                if rstest {
+                    // Below `#[rstest]` and its cases, which it copies to
+                    // each case; above a `#[tokio::test]`.
+                    let at = function.attrs.iter().position(is_test).unwrap_or(function.attrs.len());
+                    function.attrs.insert(at, attribute);
+                } else {
+                    // First: above `#[tokio::test]`, and above `#[test_case(…)]`s.
+                    function.attrs.insert(0, attribute);
+                }
             }
             Item::Mod(nested) => {
                 if let Some(skip) = nested.attrs.iter().position(skips) {
@@ -170,13 +178,15 @@ fn is_test(attr: &Attribute) -> bool {
         || is_path(attr, &["std", "prelude", "v1", "test"])
 }
 
+fn is_rstest(attr: &Attribute) -> bool {
+    last_segment_is(attr, "rstest")
+}
+
 /// Test attributes a module check cannot wrap: other test frameworks'
-/// (`#[rstest]`, `#[test_case(…)]`, `#[test_log::test]`) and a `#[test]`
-/// behind `cfg_attr`.
+/// (`#[test_log::test]`) and a `#[test]` behind `cfg_attr`.
 fn is_unsupported_test(attr: &Attribute) -> bool {
     let last = attr.path().segments.last().map(|segment| segment.ident.to_string());
-    let framework = matches!(last.as_deref(), Some("rstest" | "test_case" | "test_matrix"))
-        || (attr.path().segments.len() > 1 && last.as_deref() == Some("test") && !is_test(attr));
+    let framework = attr.path().segments.len() > 1 && last.as_deref() == Some("test") && !is_test(attr);
     let hidden_test = attr.path().is_ident("cfg_attr")
         && attr
             .meta

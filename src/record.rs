@@ -1,0 +1,195 @@
+//! Machine-readable leak records for `cargo taskleak`: with
+//! `TASKLEAK_RECORD_DIR` set, every check that reports appends one JSON
+//! line to a file of its process's in that directory.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use crate::report::{LeakReport, Scope, TaskState};
+use crate::stack::StackFrame;
+use crate::thread_report::ThreadState;
+
+/// The directory records go to; unset, nothing is recorded.
+pub(crate) const DIR_VARIABLE: &str = "TASKLEAK_RECORD_DIR";
+
+/// The version of a record's layout (`docs/cargo-taskleak.md`).
+const VERSION: u32 = 1;
+
+/// How the check's test ended, beside its report.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Verdict {
+    /// The report fails the test (or the binary).
+    pub(crate) leak_fails: bool,
+    /// The test failed on its own: a panic or an `Err`.
+    pub(crate) own_failure: bool,
+}
+
+/// Appends `report` to this process's record file, if records are asked
+/// for. A record that cannot be written is said on stderr, never a panic:
+/// the test's verdict stands.
+pub(crate) fn write(report: &LeakReport, verdict: Verdict) {
+    let Some(dir) = std::env::var_os(DIR_VARIABLE).filter(|dir| !dir.is_empty()) else {
+        return;
+    };
+    let path = PathBuf::from(dir).join(format!("{}-{}.jsonl", binary_name(), std::process::id()));
+    let mut line = to_json(report, verdict);
+    line.push('\n');
+    // One `write` of the whole line, appended: records of the threads of
+    // one process never interleave.
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut file| file.write_all(line.as_bytes()));
+    if let Err(error) = written {
+        eprintln!("taskleak: could not write the leak record {}: {error}", path.display());
+    }
+}
+
+/// The test binary's name, as cargo prints it: `alpha` for
+/// `target/debug/deps/alpha-2c679bbe0459b500`.
+pub(crate) fn binary_name() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|path| Some(path.file_stem()?.to_string_lossy().into_owned()))
+        .map(|stem| without_cargo_hash(&stem).to_owned())
+        .unwrap_or_else(|| "the binary".to_owned())
+}
+
+/// `binary_main-2c679bbe0459b500` is cargo's `binary_main`.
+pub(crate) fn without_cargo_hash(stem: &str) -> &str {
+    match stem.rsplit_once('-') {
+        Some((name, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => name,
+        _ => stem,
+    }
+}
+
+fn to_json(report: &LeakReport, verdict: Verdict) -> String {
+    let mut out = String::new();
+    let scope = match report.scope {
+        Scope::Test => "test",
+        Scope::Binary => "binary",
+    };
+    let _ = write!(
+        out,
+        "{{\"version\":{VERSION},\"binary\":{},\"test\":{},\"scope\":\"{scope}\",\"leak_fails\":{},\
+         \"own_failure\":{},\"tasks\":{},\"threads\":{},\"full_detail\":{},\"groups\":[",
+        string(&binary_name()),
+        report.test().map_or("null".to_owned(), string),
+        verdict.leak_fails,
+        verdict.own_failure,
+        report.leaked(),
+        report.leaked_threads(),
+        report.detail() == crate::Detail::Full,
+    );
+    let tasks = report.groups().iter().map(|group| {
+        let state = match group.state() {
+            TaskState::Waiting => "waiting",
+            TaskState::WaitingOutsideTokio => "waiting-outside-tokio",
+            TaskState::Running => "running",
+            TaskState::StackUnavailable(_) => "stack-unavailable",
+        };
+        let mut item = format!(
+            "{{\"kind\":\"task\",\"count\":{},\"spawned_at\":{},\"state\":\"{state}\",\"cause\":\"{}\",\"frames\":",
+            group.count(),
+            group.spawned_at().map_or("null".to_owned(), string),
+            group.cause().label(),
+        );
+        // The first branch: where it is stuck; `select!`'s others follow.
+        let branches = group.stack().branches();
+        frames(&mut item, branches.first().map_or(&[][..], Vec::as_slice));
+        item.push('}');
+        item
+    });
+    let threads = report.thread_groups().iter().map(|group| {
+        let mut item = format!(
+            "{{\"kind\":\"thread\",\"count\":{},\"name\":{},\"state\":\"{}\",\"frames\":",
+            group.count(),
+            string(group.name()),
+            thread_state(group.state()),
+        );
+        frames(&mut item, group.stack());
+        item.push('}');
+        item
+    });
+    let items: Vec<String> = tasks.chain(threads).collect();
+    out.push_str(&items.join(","));
+    let _ = write!(out, "],\"report\":{}}}", string(&report.to_string()));
+    out
+}
+
+/// A stable label for a thread's state: no addresses or numbers in it.
+fn thread_state(state: &ThreadState) -> &'static str {
+    match state {
+        ThreadState::Running => "running",
+        ThreadState::Sleeping => "sleeping",
+        ThreadState::WaitingForLock => "lock",
+        ThreadState::WaitingOnChannel => "channel",
+        ThreadState::WaitingOnCondvar => "condvar",
+        ThreadState::WaitingAtBarrier => "barrier",
+        ThreadState::Parked => "parked",
+        ThreadState::Joining => "joining",
+        ThreadState::WaitingOnFutex => "futex",
+        ThreadState::Reading(_) => "reading",
+        ThreadState::Writing(_) => "writing",
+        ThreadState::Accepting(_) => "accepting",
+        ThreadState::Polling => "polling",
+        ThreadState::WaitingForChild => "child",
+        ThreadState::InSystemCall(_) => "syscall",
+        ThreadState::Unknown(_) => "unknown",
+    }
+}
+
+fn frames(out: &mut String, frames: &[StackFrame]) {
+    let items: Vec<String> = frames
+        .iter()
+        .map(|frame| {
+            format!(
+                "{{\"function\":{},\"location\":{},\"dependency\":{}}}",
+                string(frame.function()),
+                frame.location().map_or("null".to_owned(), string),
+                frame.dependency().map_or("null".to_owned(), string),
+            )
+        })
+        .collect();
+    let _ = write!(out, "[{}]", items.join(","));
+}
+
+/// A JSON string literal.
+fn string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for ch in text.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_escaped_for_json() {
+        assert_eq!(string("a\"b\\c\nd\u{1}"), r#""a\"b\\c\nd\u0001""#);
+        assert_eq!(string("µs → ok"), "\"µs → ok\"");
+    }
+
+    #[test]
+    fn cargo_hashes_are_dropped_from_binary_names() {
+        assert_eq!(without_cargo_hash("binary_main-2c679bbe0459b500"), "binary_main");
+        assert_eq!(without_cargo_hash("my-tool"), "my-tool");
+    }
+}
