@@ -74,11 +74,12 @@ fn to_json(report: &LeakReport, verdict: Verdict) -> String {
     let _ = write!(
         out,
         "{{\"version\":{VERSION},\"binary\":{},\"test\":{},\"scope\":\"{scope}\",\"leak_fails\":{},\
-         \"own_failure\":{},\"tasks\":{},\"threads\":{},\"full_detail\":{},\"groups\":[",
+         \"own_failure\":{},\"process_test\":{},\"tasks\":{},\"threads\":{},\"full_detail\":{},\"groups\":[",
         string(&binary_name()),
         report.test().map_or("null".to_owned(), string),
         verdict.leak_fails,
         verdict.own_failure,
+        process_test().as_deref().map_or("null".to_owned(), string),
         report.leaked(),
         report.leaked_threads(),
         report.detail() == crate::Detail::Full,
@@ -117,6 +118,19 @@ fn to_json(report: &LeakReport, verdict: Verdict) -> String {
     out.push_str(&items.join(","));
     let _ = write!(out, "],\"report\":{}}}", string(&report.to_string()));
     out
+}
+
+/// The one test this process runs, when it was started for one test:
+/// nextest runs each as `binary --exact NAME …`. Ties an end-of-binary
+/// check's record to the test whose process it ended.
+fn process_test() -> Option<String> {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--exact" {
+            return args.next().filter(|name| !name.starts_with('-'));
+        }
+    }
+    None
 }
 
 /// A stable label for a thread's state: no addresses or numbers in it.

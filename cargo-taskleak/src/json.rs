@@ -1,0 +1,100 @@
+//! `--json FILE`: the run as one JSON document (`docs/cargo-taskleak.md`
+//! documents the schema; `version` changes with any incompatible change).
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::summary::Run;
+
+const SCHEMA: &str = "taskleak-run";
+const VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct Document<'a> {
+    schema: &'static str,
+    version: u32,
+    exit_code: i32,
+    totals: Totals,
+    leaks: Vec<LeakEntry<'a>>,
+    gone_from_baseline: &'a [String],
+    unrelated_failures: Vec<TestRef<'a>>,
+}
+
+#[derive(Serialize)]
+struct Totals {
+    tests_run: usize,
+    tests_failed: usize,
+    leaking_tests: usize,
+    distinct_leaks: usize,
+    new_leaks: usize,
+    tasks_leaked: usize,
+    threads_leaked: usize,
+}
+
+#[derive(Serialize)]
+struct LeakEntry<'a> {
+    key: &'a str,
+    kind: &'a str,
+    count: usize,
+    new: bool,
+    spawned_at: Option<&'a str>,
+    thread_name: Option<&'a str>,
+    stuck_at: Option<&'a str>,
+    why: &'a str,
+    tests: Vec<TestRef<'a>>,
+}
+
+#[derive(Serialize)]
+struct TestRef<'a> {
+    binary: &'a str,
+    name: &'a str,
+}
+
+fn test_ref(test: &crate::outcomes::TestId) -> TestRef<'_> {
+    TestRef {
+        binary: &test.binary,
+        name: &test.name,
+    }
+}
+
+/// Writes `run` to `path`.
+///
+/// # Errors
+///
+/// When the file cannot be written.
+pub(crate) fn write(path: &Path, run: &Run, exit_code: i32) -> Result<(), String> {
+    let document = Document {
+        schema: SCHEMA,
+        version: VERSION,
+        exit_code,
+        totals: Totals {
+            tests_run: run.tests_run,
+            tests_failed: run.tests_failed,
+            leaking_tests: run.leaking_tests().len(),
+            distinct_leaks: run.leaks.len(),
+            new_leaks: run.new_keys.len(),
+            tasks_leaked: run.leaked("task"),
+            threads_leaked: run.leaked("thread"),
+        },
+        leaks: run
+            .leaks
+            .iter()
+            .map(|leak| LeakEntry {
+                key: &leak.key,
+                kind: &leak.kind,
+                count: leak.count,
+                new: run.new_keys.contains(&leak.key),
+                spawned_at: leak.spawned_at.as_deref(),
+                thread_name: leak.thread_name.as_deref(),
+                stuck_at: leak.stuck_at.as_deref(),
+                why: &leak.why,
+                tests: leak.tests.iter().map(test_ref).collect(),
+            })
+            .collect(),
+        gone_from_baseline: &run.gone,
+        unrelated_failures: run.unrelated_failures.iter().map(test_ref).collect(),
+    };
+    let text = serde_json::to_string_pretty(&document).map_err(|error| error.to_string())?;
+    std::fs::write(path, text + "\n").map_err(|error| format!("cannot write {}: {error}", path.display()))
+}

@@ -1,0 +1,209 @@
+//! Builds and runs the tests with full leak reports on — `--cfg
+//! tokio_unstable`, leak records, a target directory of their own — and
+//! follows the run's output, with progress on stderr.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::outcomes::Outcomes;
+
+/// The cfg that turns on spawn sites and stacks.
+const CFG: &str = "--cfg tokio_unstable";
+/// Progress is written at most this often, and when a test fails.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// How to run the tests.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub(crate) cargo: String,
+    pub(crate) nextest: bool,
+    pub(crate) runner_args: Vec<String>,
+    pub(crate) test_binary_args: Vec<String>,
+    /// The build's own target directory.
+    pub(crate) target_dir: PathBuf,
+    /// Where the tests write their leak records; emptied first.
+    pub(crate) record_dir: PathBuf,
+    /// Everything the run printed.
+    pub(crate) log: PathBuf,
+}
+
+impl Plan {
+    /// A plan building in `target_dir` (default: `taskleak` inside the
+    /// workspace's target directory, from `cargo metadata`).
+    ///
+    /// # Errors
+    ///
+    /// When `cargo metadata` fails (not in a cargo project, say).
+    pub(crate) fn new(
+        nextest: bool,
+        runner_args: Vec<String>,
+        test_binary_args: Vec<String>,
+        target_dir: Option<PathBuf>,
+    ) -> Result<Self, String> {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let target_dir = match target_dir {
+            Some(dir) => dir,
+            None => workspace_target_dir(&cargo, &runner_args)?.join("taskleak"),
+        };
+        Ok(Plan {
+            cargo,
+            nextest,
+            runner_args,
+            test_binary_args,
+            record_dir: target_dir.join("taskleak-records"),
+            log: target_dir.join("taskleak-output.log"),
+            target_dir,
+        })
+    }
+
+    fn command(&self, build_only: bool) -> Command {
+        let mut command = Command::new(&self.cargo);
+        match std::env::var("RUSTFLAGS") {
+            // The variable wins over every config file: add to it.
+            Ok(flags) => {
+                let flags = if flags.contains("tokio_unstable") {
+                    flags
+                } else {
+                    format!("{flags} {CFG}").trim().to_owned()
+                };
+                command.env("RUSTFLAGS", flags);
+            }
+            // A `--config` value is merged with the project's own rustflags.
+            Err(_) => {
+                command.args(["--config", "build.rustflags=[\"--cfg\",\"tokio_unstable\"]"]);
+            }
+        }
+        if self.nextest {
+            command.args(["nextest", "run"]);
+        } else {
+            command.arg("test");
+        }
+        if build_only {
+            command.arg("--no-run");
+        } else {
+            command.arg("--no-fail-fast");
+        }
+        command.args(&self.runner_args);
+        if !build_only && !self.test_binary_args.is_empty() {
+            command.arg("--").args(&self.test_binary_args);
+        }
+        command
+            .env("CARGO_TARGET_DIR", &self.target_dir)
+            .env("TASKLEAK_RECORD_DIR", &self.record_dir)
+            // Every leak fails its test, whatever the environment says.
+            .env("TASKLEAK_MODE", "fail");
+        command
+    }
+
+    /// Builds the tests, showing cargo's output as it comes.
+    ///
+    /// # Errors
+    ///
+    /// When the build fails, or cargo cannot be run.
+    pub(crate) fn build(&self) -> Result<(), String> {
+        let mut command = self.command(true);
+        command.stdout(Stdio::inherit()).stderr(Stdio::inherit());
+        let status = command
+            .status()
+            .map_err(|error| format!("cannot run `{}`: {error}", self.cargo))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err("the build failed (see above); no test ran".to_owned())
+        }
+    }
+
+    /// Runs the tests; returns what they did. Their output goes to the log.
+    ///
+    /// # Errors
+    ///
+    /// When the runner cannot be started or the log written.
+    pub(crate) fn run(&self, mut leaks_so_far: impl FnMut() -> usize) -> Result<Outcomes, String> {
+        match std::fs::remove_dir_all(&self.record_dir) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(format!("cannot empty {}: {error}", self.record_dir.display())),
+        }
+        std::fs::create_dir_all(&self.record_dir)
+            .map_err(|error| format!("cannot create {}: {error}", self.record_dir.display()))?;
+        let mut log = std::fs::File::create(&self.log)
+            .map_err(|error| format!("cannot create {}: {error}", self.log.display()))?;
+        // One pipe for both streams: cargo's `Running …` lines (stderr)
+        // stay in order with the tests' lines (stdout).
+        let (reader, writer) = std::io::pipe().map_err(|error| format!("cannot make a pipe: {error}"))?;
+        let writer_clone = writer
+            .try_clone()
+            .map_err(|error| format!("cannot make a pipe: {error}"))?;
+        let mut command = self.command(false);
+        command
+            .env("CARGO_TERM_COLOR", "never")
+            .env("NEXTEST_HIDE_PROGRESS_BAR", "1")
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(writer_clone);
+        let mut child = command
+            .spawn()
+            .map_err(|error| format!("cannot run `{}`: {error}", self.cargo))?;
+        // Our copies of the write end go with `command`: EOF comes when the
+        // runner and every test process are done.
+        drop(command);
+        let mut outcomes = Outcomes::default();
+        let mut failed = 0usize;
+        let mut last_progress = Instant::now();
+        let stderr = std::io::stderr();
+        for line in BufReader::new(reader).split(b'\n') {
+            let line = line.map_err(|error| format!("cannot read the test output: {error}"))?;
+            let line = String::from_utf8_lossy(&line);
+            let line = line.trim_end_matches('\r');
+            writeln!(log, "{line}").map_err(|error| format!("cannot write {}: {error}", self.log.display()))?;
+            let Some((test, passed)) = outcomes.take_line(line) else {
+                continue;
+            };
+            if !passed {
+                failed += 1;
+            }
+            if !passed || last_progress.elapsed() >= PROGRESS_EVERY {
+                last_progress = Instant::now();
+                let failure = if passed {
+                    String::new()
+                } else {
+                    format!("; failed: {}: {}", test.binary, test.name)
+                };
+                let _ = writeln!(
+                    stderr.lock(),
+                    "taskleak: {} tests run, {failed} failed, {} leaks so far{failure}",
+                    outcomes.tests.len(),
+                    leaks_so_far()
+                );
+            }
+        }
+        let _ = child.wait();
+        Ok(outcomes)
+    }
+}
+
+/// The workspace's target directory, from `cargo metadata` (it honours
+/// `CARGO_TARGET_DIR`, config files and `--manifest-path`).
+fn workspace_target_dir(cargo: &str, runner_args: &[String]) -> Result<PathBuf, String> {
+    let mut command = Command::new(cargo);
+    command.args(["metadata", "--format-version", "1", "--no-deps"]);
+    if let Some(at) = runner_args.iter().position(|arg| arg == "--manifest-path") {
+        command.args(&runner_args[at..(at + 2).min(runner_args.len())]);
+    }
+    let output = command
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|error| format!("cannot run `{cargo} metadata`: {error}"))?;
+    if !output.status.success() {
+        return Err("`cargo metadata` failed (see above): run cargo taskleak inside a cargo project".to_owned());
+    }
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).map_err(|error| format!("cannot read `cargo metadata`: {error}"))?;
+    metadata
+        .get("target_directory")
+        .and_then(serde_json::Value::as_str)
+        .map(PathBuf::from)
+        .ok_or_else(|| "`cargo metadata` names no target directory".to_owned())
+}

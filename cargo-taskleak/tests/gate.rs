@@ -1,0 +1,222 @@
+//! `cargo taskleak` end to end, on a fixture workspace of three crates it did
+//! not write (`tests/fixtures/gate-workspace`): its summary, JSON, JUnit,
+//! baselines and exit codes, under `cargo test` and `cargo nextest`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+/// The runs share one build of the fixture: they take turns.
+static TURN: Mutex<()> = Mutex::new(());
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/gate-workspace")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
+}
+
+/// Runs `cargo taskleak ARGS` in the fixture workspace.
+fn gate(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let _turn = TURN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cargo-taskleak"));
+    command
+        .arg("taskleak")
+        .args(["--target-dir", &scratch("gate-fixture").display().to_string()])
+        .args(args)
+        .current_dir(workspace());
+    // This suite's own settings are not the fixture's.
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("NEXTEST") || name.starts_with("TASKLEAK")) {
+        command.env_remove(name);
+    }
+    command.env_remove("GATE_FIXTURE_FAIL").envs(env.iter().copied());
+    let Output { status, stdout, stderr } = command.output().expect("cargo-taskleak runs");
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+/// `alpha/src/lib.rs:LINE:` of the spawn after `// spawn-site: refresher`.
+fn refresher_site() -> String {
+    let source = std::fs::read_to_string(workspace().join("alpha/src/lib.rs")).expect("fixture source");
+    let marker = source
+        .lines()
+        .position(|line| line.trim() == "// spawn-site: refresher")
+        .expect("marker");
+    format!("alpha/src/lib.rs:{}:", marker + 2)
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("written")).expect("valid JSON")
+}
+
+#[test]
+fn a_leaky_workspace_is_summarised_as_text_json_and_junit() {
+    let (json_file, junit_file) = (scratch("run.json"), scratch("run.xml"));
+    let (code, stdout, stderr) = gate(
+        &[
+            "--json",
+            &json_file.display().to_string(),
+            "--junit",
+            &junit_file.display().to_string(),
+        ],
+        &[],
+    );
+    let all = format!("{stdout}\n{stderr}");
+    assert_eq!(code, 1, "{all}");
+    // Progress came while the tests ran.
+    assert!(stderr.contains("leaks so far"), "{all}");
+    // The same leak in two tests is one entry with its count.
+    assert!(stdout.contains("taskleak: 3 distinct leaks in 4 tests"), "{all}");
+    assert!(
+        stdout.contains(&format!("2 tasks  spawned at {}", refresher_site())),
+        "{all}"
+    );
+    assert!(stdout.contains("[interval-loop]"), "{all}");
+    assert!(
+        stdout.contains("stuck at: tokio::time::interval::Interval::tick"),
+        "{all}"
+    );
+    assert!(
+        stdout.contains("in 2 tests: alpha: tests::leaky_cache_one, alpha: tests::leaky_cache_two"),
+        "{all}"
+    );
+    assert!(stdout.contains("in 1 test: beta: tests::leaky_poller"), "{all}");
+    // The end-of-binary check's leak, by the binary.
+    assert!(stdout.contains("named \"beta-watcher\"  [sleeping]"), "{all}");
+    assert!(stdout.contains("in 1 test: whole_binary: whole_binary"), "{all}");
+    assert!(
+        stdout.contains("totals: 10 tests run, 3 failed, 4 leaking; 2 tasks and 2 threads leaked"),
+        "{all}"
+    );
+    assert!(!stdout.contains("reasons other than leaks"), "{all}");
+
+    let document = json(&json_file);
+    assert_eq!(document["schema"], "taskleak-run");
+    assert_eq!(document["version"], 1);
+    assert_eq!(document["exit_code"], 1);
+    assert_eq!(document["totals"]["tests_run"], 10);
+    assert_eq!(document["totals"]["distinct_leaks"], 3);
+    assert_eq!(document["totals"]["tasks_leaked"], 2);
+    assert_eq!(document["totals"]["threads_leaked"], 2);
+    let first = &document["leaks"][0];
+    assert_eq!(first["kind"], "task");
+    assert_eq!(first["count"], 2);
+    assert_eq!(first["why"], "interval-loop");
+    assert_eq!(first["tests"].as_array().map(Vec::len), Some(2));
+    assert!(
+        first["key"].as_str().is_some_and(|key| !key.contains(".rs:")),
+        "{first}"
+    );
+
+    let xml = std::fs::read_to_string(&junit_file).expect("junit written");
+    assert!(xml.starts_with("<?xml"), "{xml}");
+    assert!(
+        xml.contains("<testsuites name=\"taskleak\" tests=\"11\" failures=\"4\">"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<testcase classname=\"alpha\" name=\"tests::clean_join\"/>"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<testcase classname=\"alpha\" name=\"tests::leaky_cache_one\">"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("message=\"taskleak: 1 task leaked by `tests::leaky_cache_one`"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<testcase classname=\"gamma\" name=\"tests::doubles\"/>"),
+        "{xml}"
+    );
+    assert_eq!(xml.matches("<failure ").count(), 4, "{xml}");
+    assert_eq!(
+        xml.matches("<testcase ").count(),
+        xml.matches("</testcase>").count() + 7,
+        "{xml}"
+    );
+}
+
+#[test]
+fn a_baseline_fails_only_on_new_leaks_and_lists_the_gone_ones() {
+    let baseline = scratch("baseline.json");
+    let (code, stdout, stderr) = gate(&["--write-baseline", &baseline.display().to_string()], &[]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert_eq!(json(&baseline)["leaks"].as_array().map(Vec::len), Some(3));
+
+    // Every leak is known: the run passes.
+    let (code, stdout, stderr) = gate(&["--baseline", &baseline.display().to_string()], &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(stdout.matches("(baselined)").count(), 3, "{stdout}");
+    assert!(stdout.contains("3 distinct leaks, 0 new"), "{stdout}");
+
+    // One leak forgotten, one fixed since: the first is new, the second gone.
+    let mut document = json(&baseline);
+    let leaks = document["leaks"].as_array_mut().expect("leaks");
+    leaks.retain(|entry| {
+        !entry["key"]
+            .as_str()
+            .is_some_and(|key| key.contains("beta::start_poller"))
+    });
+    leaks.push(serde_json::json!({"key": "task | gone/src/lib.rs | gone::fixed | sleep", "tests": []}));
+    let edited = scratch("baseline-edited.json");
+    std::fs::write(&edited, document.to_string()).expect("write");
+    let (code, stdout, stderr) = gate(&["--baseline", &edited.display().to_string()], &[]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert_eq!(stdout.matches("  NEW").count(), 1, "{stdout}");
+    assert!(stdout.contains("in 1 test: beta: tests::leaky_poller"), "{stdout}");
+    assert!(stdout.contains("1 baseline entries no longer occur"), "{stdout}");
+    assert!(
+        stdout.contains("task | gone/src/lib.rs | gone::fixed | sleep"),
+        "{stdout}"
+    );
+
+    // A baseline that is not one stops the run before it starts.
+    std::fs::write(&edited, "[]").expect("write");
+    let (code, _, stderr) = gate(&["--baseline", &edited.display().to_string()], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not a taskleak baseline"), "{stderr}");
+}
+
+#[test]
+fn failures_other_than_leaks_and_build_errors_exit_with_two() {
+    let (code, stdout, stderr) = gate(&[], &[("GATE_FIXTURE_FAIL", "1")]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stdout.contains("1 failed for reasons other than leaks"), "{stdout}");
+    assert!(stdout.contains("alpha: tests::fails_on_request"), "{stdout}");
+    // The leaks are still summarised.
+    assert!(stdout.contains("3 distinct leaks in 4 tests"), "{stdout}");
+
+    let (code, stdout, stderr) = gate(&["--", "--features", "gamma/broken"], &[]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stderr.contains("gamma is broken on purpose"), "{stderr}");
+    assert!(stderr.contains("the build failed"), "{stderr}");
+
+    let (code, _, stderr) = gate(&["--jsn", "x"], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("unknown argument `--jsn`"), "{stderr}");
+}
+
+#[test]
+fn under_nextest_the_same_leaks_are_found() {
+    let json_file = scratch("nextest.json");
+    let (code, stdout, stderr) = gate(&["--nextest", "--json", &json_file.display().to_string()], &[]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("taskleak: 3 distinct leaks in 4 tests"),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        stdout.contains("in 2 tests: alpha: tests::leaky_cache_one, alpha: tests::leaky_cache_two"),
+        "{stdout}"
+    );
+    // Each test in its own process: the end-of-binary check is the test's.
+    assert!(stdout.contains("in 1 test: whole_binary: leaves_a_watcher"), "{stdout}");
+    assert!(!stdout.contains("reasons other than leaks"), "{stdout}");
+    assert_eq!(json(&json_file)["totals"]["tests_run"], 10);
+}
