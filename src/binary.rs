@@ -24,7 +24,7 @@ static REGISTERED: Mutex<Vec<Snapshot>> = Mutex::new(Vec::new());
 struct Start {
     binary: String,
     /// Where its crate's `taskleak.toml` is.
-    manifest_dir: Option<String>,
+    manifest_dir: &'static str,
     threads: HashSet<i32>,
 }
 
@@ -94,7 +94,7 @@ pub(crate) fn start(binary: &'static str, manifest_dir: &'static str) {
     let first = START
         .set(Start {
             binary: binary.to_owned(),
-            manifest_dir: Some(manifest_dir.to_owned()),
+            manifest_dir,
             threads,
         })
         .is_ok();
@@ -127,7 +127,7 @@ extern "C" fn at_exit() {
     // already destroyed when exit handlers run.
     let checked = std::thread::Builder::new()
         .name("taskleak-final".into())
-        .spawn(|| check(&start.binary, start.manifest_dir.as_deref(), start.threads.clone()));
+        .spawn(|| check(&start.binary, Some(start.manifest_dir), start.threads.clone()));
     let verdict = match checked.map(std::thread::JoinHandle::join) {
         Ok(Ok(verdict)) => verdict,
         Ok(Err(_)) => Some(Verdict::failure(
@@ -169,8 +169,8 @@ fn options(manifest_dir: Option<&str>) -> Result<Option<(Options, Mode)>, String
     if settings.mode == Mode::Off {
         return Ok(None);
     }
-    let options = match manifest_dir.map(crate::config::for_crate).transpose()?.flatten() {
-        Some(config) => config.apply(Options::new()),
+    let options = match manifest_dir {
+        Some(dir) => crate::config::options_for_crate(dir)?,
         None => Options::new(),
     };
     Ok(Some((settings.apply(options), settings.mode)))

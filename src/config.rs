@@ -46,6 +46,18 @@ pub(crate) fn for_crate(manifest_dir: &str) -> Loaded {
         .clone()
 }
 
+/// The default options under the settings of the crate at `manifest_dir`.
+///
+/// # Errors
+///
+/// As [`for_crate`].
+pub(crate) fn options_for_crate(manifest_dir: &str) -> Result<Options, String> {
+    Ok(match for_crate(manifest_dir)? {
+        Some(config) => config.apply(Options::new()),
+        None => Options::new(),
+    })
+}
+
 fn load(path: &Path) -> Loaded {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,

@@ -76,10 +76,7 @@ pub struct TestSpec {
 impl TestSpec {
     /// The crate's `taskleak.toml`, then the attribute's own options.
     fn options(&self) -> Result<Options, String> {
-        let base = match crate::config::for_crate(self.manifest_dir)? {
-            Some(config) => config.apply(Options::new()),
-            None => Options::new(),
-        };
+        let base = crate::config::options_for_crate(self.manifest_dir)?;
         self.options_over(base).map_err(|error| error.to_string())
     }
 

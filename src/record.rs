@@ -11,7 +11,7 @@ use crate::stack::StackFrame;
 use crate::thread_report::ThreadState;
 
 /// The directory records go to; unset, nothing is recorded.
-pub(crate) const DIR_VARIABLE: &str = "TASKLEAK_RECORD_DIR";
+const DIR_VARIABLE: &str = "TASKLEAK_RECORD_DIR";
 
 /// The version of a record's layout (`docs/cargo-taskleak.md`).
 const VERSION: u32 = 1;
@@ -32,8 +32,9 @@ pub(crate) fn write(report: &LeakReport, verdict: Verdict) {
     let Some(dir) = std::env::var_os(DIR_VARIABLE).filter(|dir| !dir.is_empty()) else {
         return;
     };
-    let path = PathBuf::from(dir).join(format!("{}-{}.jsonl", binary_name(), std::process::id()));
-    let mut line = to_json(report, verdict);
+    let binary = binary_name();
+    let path = PathBuf::from(dir).join(format!("{binary}-{}.jsonl", std::process::id()));
+    let mut line = to_json(report, verdict, &binary);
     line.push('\n');
     // One `write` of the whole line, appended: records of the threads of
     // one process never interleave.
@@ -58,14 +59,14 @@ pub(crate) fn binary_name() -> String {
 }
 
 /// `binary_main-2c679bbe0459b500` is cargo's `binary_main`.
-pub(crate) fn without_cargo_hash(stem: &str) -> &str {
+fn without_cargo_hash(stem: &str) -> &str {
     match stem.rsplit_once('-') {
         Some((name, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => name,
         _ => stem,
     }
 }
 
-fn to_json(report: &LeakReport, verdict: Verdict) -> String {
+fn to_json(report: &LeakReport, verdict: Verdict, binary: &str) -> String {
     let mut out = String::new();
     let scope = match report.scope {
         Scope::Test => "test",
@@ -75,7 +76,7 @@ fn to_json(report: &LeakReport, verdict: Verdict) -> String {
         out,
         "{{\"version\":{VERSION},\"binary\":{},\"test\":{},\"scope\":\"{scope}\",\"leak_fails\":{},\
          \"own_failure\":{},\"process_test\":{},\"tasks\":{},\"threads\":{},\"full_detail\":{},\"groups\":[",
-        string(&binary_name()),
+        string(binary),
         report.test().map_or("null".to_owned(), string),
         verdict.leak_fails,
         verdict.own_failure,
