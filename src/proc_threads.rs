@@ -121,7 +121,28 @@ fn decode_endpoint(hex: &str) -> Option<String> {
 mod platform {
     use super::{BlockedCall, KernelThread, TcpEnds, find_tcp, parse_stat, parse_syscall};
 
+    /// Listings taken at most, while each finds a thread the earlier ones
+    /// missed: one more than a test's threads exit in a row, in practice.
+    const LISTINGS: usize = 8;
+
+    /// The ids of the process's threads, with no live one missing; some may
+    /// have exited since. The kernel lists `/proc/self/task` by position,
+    /// and a thread that exits during a listing shifts those after it, so
+    /// one listing can skip a live thread: listings are taken until one
+    /// adds nothing to those before.
     pub(crate) fn ids() -> Result<Vec<i32>, String> {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..LISTINGS {
+            let before = seen.len();
+            seen.extend(list_once()?);
+            if seen.len() == before {
+                break;
+            }
+        }
+        Ok(seen.into_iter().collect())
+    }
+
+    fn list_once() -> Result<Vec<i32>, String> {
         let entries = std::fs::read_dir("/proc/self/task")
             .map_err(|error| format!("cannot list the process's threads in /proc/self/task: {error}"))?;
         Ok(entries
@@ -296,6 +317,49 @@ mod tests {
         );
         assert_eq!(parse_syscall("running"), None);
         assert_eq!(parse_syscall("-1 0x7ffd 0x7f12"), None);
+    }
+
+    /// The kernel lists `/proc/self/task` by position, so a listing taken
+    /// while threads before a live one exit can skip it: `ids` must not.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_listing_taken_while_threads_exit_misses_no_live_thread() {
+        use std::sync::mpsc::channel;
+        const ROUNDS: usize = 300;
+        let (stop, stopped) = channel::<()>();
+        let stopped = std::sync::Arc::new(std::sync::Mutex::new(stopped));
+        let mut survivors = Vec::new();
+        let mut missed = 0;
+        for _ in 0..ROUNDS {
+            // Threads that exit all at once, listed before the survivor.
+            let (release, released) = channel::<()>();
+            let released = std::sync::Arc::new(std::sync::Mutex::new(released));
+            let doomed: Vec<_> = (0..16)
+                .map(|_| {
+                    let released = std::sync::Arc::clone(&released);
+                    std::thread::spawn(move || drop(released.lock().map(|receiver| receiver.recv())))
+                })
+                .collect();
+            let (tid_of, tid) = channel();
+            let stopped = std::sync::Arc::clone(&stopped);
+            survivors.push(std::thread::spawn(move || {
+                tid_of.send(current_tid()).expect("the test listens");
+                drop(stopped.lock().map(|receiver| receiver.recv()));
+            }));
+            let survivor = tid.recv().expect("the survivor started");
+            drop(release);
+            if !ids().expect("listable").contains(&survivor) {
+                missed += 1;
+            }
+            for thread in doomed {
+                thread.join().expect("joins");
+            }
+        }
+        drop(stop);
+        for thread in survivors {
+            thread.join().expect("joins");
+        }
+        assert_eq!(missed, 0, "listings that missed a live thread, of {ROUNDS}");
     }
 
     #[test]
