@@ -26,6 +26,9 @@ use divan::Bencher;
 use taskleak::__private::{Flavor, TestSpec, run_sync_test, run_tokio_test};
 use taskleak::{Options, Tracker};
 
+#[cfg(tokio_unstable)]
+mod support;
+
 fn main() {
     divan::main();
 }
@@ -238,29 +241,9 @@ mod spawn {
 #[cfg(tokio_unstable)]
 mod report {
     use super::*;
+    use crate::support::wait_at;
 
     const LEAKED: [usize; 4] = [1, 100, 10_000, 100_000];
-
-    /// Leaked tasks waiting at `depth` nested async fns: the depth makes
-    /// their stacks distinct (64 shapes), where they are not all the same.
-    fn wait_at(depth: usize) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
-        Box::pin(async move {
-            if depth == 0 {
-                std::future::pending::<()>().await;
-            } else {
-                let notify = tokio::sync::Notify::new();
-                let _ = tokio::time::timeout(Duration::from_secs(3600), async {
-                    if depth.is_multiple_of(2) {
-                        notify.notified().await
-                    } else {
-                        wait_at(depth - 1).await
-                    }
-                })
-                .await;
-                wait_at(depth - 1).await;
-            }
-        })
-    }
 
     fn leaky_runtime(leaked: usize, distinct: bool) -> (tokio::runtime::Runtime, Tracker, taskleak::Snapshot) {
         let tracker = Tracker::new();

@@ -33,7 +33,7 @@ pub(crate) async fn stacks_of(
             // Let the scheduled tasks run and park again.
             timer::pause(Duration::from_millis(1)).await;
         }
-        match platform::take(handle, &wanted, limit).await {
+        match platform::take(handle, &|id| wanted.contains(&id), limit).await {
             Ok(found) => stacks.found.extend(found),
             Err(reason) => {
                 stacks.unavailable = Some(reason);
@@ -46,6 +46,15 @@ pub(crate) async fn stacks_of(
         }
     }
     stacks
+}
+
+/// The stacks of every task idle at the moment of one dump, by task id:
+/// what [`TaskDump`](crate::TaskDump) groups. `Err` says why there are none.
+pub(crate) async fn all_stacks(
+    handle: &tokio::runtime::Handle,
+    limit: Duration,
+) -> Result<HashMap<u64, Arc<AsyncStack>>, String> {
+    platform::take_all_off_workers(handle, limit).await
 }
 
 /// Task dumps exist with `tokio_unstable`, on these platforms only.
@@ -64,17 +73,37 @@ mod platform {
 
     pub(super) async fn take(
         handle: &tokio::runtime::Handle,
-        wanted: &HashSet<u64>,
+        wanted: &(dyn Fn(u64) -> bool + Sync),
         limit: Duration,
     ) -> Result<HashMap<u64, Arc<AsyncStack>>, String> {
+        let dump = dump_within(handle, limit).await?;
+        Ok(stacks_in(&dump, wanted))
+    }
+
+    /// Every task's stack, resolved on the runtime's blocking pool: symbols
+    /// take long (seconds, the first time, in a debug build), and a worker
+    /// busy that long would miss the next dump's rendezvous, which tokio
+    /// 1.54 does not survive (tokio-rs/tokio#8370).
+    pub(super) async fn take_all_off_workers(
+        handle: &tokio::runtime::Handle,
+        limit: Duration,
+    ) -> Result<HashMap<u64, Arc<AsyncStack>>, String> {
+        let dump = dump_within(handle, limit).await?;
+        handle
+            .spawn_blocking(move || stacks_in(&dump, &|_| true))
+            .await
+            .map_err(|error| format!("resolving the dump's symbols failed: {error}"))
+    }
+
+    async fn dump_within(handle: &tokio::runtime::Handle, limit: Duration) -> Result<tokio::runtime::Dump, String> {
+        crate::timer::timeout(limit, handle.dump())
+            .await
+            .ok_or_else(|| format!("tokio's task dump did not finish within {:.1} s", limit.as_secs_f64()))
+    }
+
+    fn stacks_in(dump: &tokio::runtime::Dump, wanted: &(dyn Fn(u64) -> bool + Sync)) -> HashMap<u64, Arc<AsyncStack>> {
         use crate::registry::raw_id;
 
-        let Some(dump) = crate::timer::timeout(limit, handle.dump()).await else {
-            return Err(format!(
-                "tokio's task dump did not finish within {:.1} s",
-                limit.as_secs_f64()
-            ));
-        };
         let cwd = crate::stack::source_root();
         // Resolving symbols is the expensive part, and leaks come in crowds of
         // identical tasks: resolve one task per distinct unresolved trace, and
@@ -92,7 +121,7 @@ mod platform {
         let mut stacks = HashMap::new();
         for task in dump.tasks().iter() {
             let id = raw_id(task.id());
-            if !wanted.contains(&id) {
+            if !wanted(id) {
                 continue;
             }
             let key = keyed.then(|| trace_key(task.trace()));
@@ -116,7 +145,7 @@ mod platform {
             };
             stacks.insert(id, stack);
         }
-        Ok(stacks)
+        stacks
     }
 
     fn trace_key(trace: &tokio::runtime::dump::Trace) -> u64 {
@@ -173,9 +202,18 @@ mod platform {
 
     pub(super) async fn take(
         _handle: &tokio::runtime::Handle,
-        _wanted: &HashSet<u64>,
+        _wanted: &(dyn Fn(u64) -> bool + Sync),
         _limit: Duration,
     ) -> Result<HashMap<u64, Arc<AsyncStack>>, String> {
-        Err("tokio's task dumps need Linux on aarch64, x86, x86_64 or s390x".to_owned())
+        Err(UNSUPPORTED.to_owned())
     }
+
+    pub(super) async fn take_all_off_workers(
+        _handle: &tokio::runtime::Handle,
+        _limit: Duration,
+    ) -> Result<HashMap<u64, Arc<AsyncStack>>, String> {
+        Err(UNSUPPORTED.to_owned())
+    }
+
+    const UNSUPPORTED: &str = "tokio's task dumps need Linux on aarch64, x86, x86_64 or s390x";
 }

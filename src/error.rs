@@ -27,6 +27,26 @@ pub enum Error {
     /// The tracker's hooks are not installed on the runtime being checked,
     /// so it would see no task at all.
     NotInstalled,
+    /// A [`Monitor`](crate::Monitor) setting that cannot work.
+    InvalidMonitor {
+        /// What is wrong and what to give instead.
+        reason: String,
+    },
+    /// A thread taskleak needs could not be started.
+    Spawn {
+        /// The thread's job.
+        what: &'static str,
+        /// The operating system's explanation.
+        reason: String,
+    },
+    /// A running service's task dump could not be fetched or read
+    /// (`taskleak::http::Remote`).
+    Remote {
+        /// The URL asked for.
+        url: String,
+        /// What went wrong, and what to check.
+        reason: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -42,6 +62,9 @@ impl fmt::Display for Error {
             Error::NotInstalled => f.write_str(
                 "the tracker's task hooks are not installed on this runtime; call `Tracker::install(&mut builder)` before `builder.build()`",
             ),
+            Error::InvalidMonitor { reason } => write!(f, "invalid monitor settings: {reason}"),
+            Error::Spawn { what, reason } => write!(f, "could not start {what}: {reason}"),
+            Error::Remote { url, reason } => write!(f, "could not read the task dump at {url}: {reason}"),
         }
     }
 }

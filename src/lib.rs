@@ -136,6 +136,37 @@
 //! | ignore rules | yes | no (thread rules: yes) |
 //! | leaked threads, native stacks | yes (Linux) | yes (Linux) |
 //!
+//! # Monitoring a running service
+//!
+//! Leaks that tests miss show in production as a task count that only
+//! grows. A [`Monitor`] samples it (and the thread count) and warns through
+//! `tracing` when its floor keeps rising; a [`Dumper`] groups the live
+//! tasks as "N tasks @ spawn site + stack", largest first, to say where;
+//! with the `http` feature, `taskleak::http` serves that dump and checks it
+//! from a test. See `docs/monitoring.md`.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let tracker = taskleak::Tracker::new();
+//! let mut builder = tokio::runtime::Builder::new_current_thread();
+//! tracker.install(&mut builder);
+//! let runtime = builder.enable_all().build()?;
+//!
+//! let monitor = taskleak::Monitor::builder(runtime.handle())
+//!     .on_growth(|growth| eprintln!("{growth}"))
+//!     .start()?;
+//! let dumper = taskleak::Dumper::new(runtime.handle()).tracker(&tracker);
+//! let dump = runtime.block_on(async {
+//!     tokio::spawn(std::future::pending::<()>());
+//!     tokio::task::yield_now().await;
+//!     dumper.dump().await
+//! })?;
+//! assert_eq!(dump.groups()[0].count(), 1);
+//! print!("{dump}");
+//! # drop(monitor);
+//! # Ok(()) }
+//! ```
+//!
 //! # Limitations
 //!
 //! - Tasks of a `LocalSet` and futures inside `FuturesUnordered` are not
@@ -158,6 +189,10 @@
 //!   check is then *inconclusive* and passes, saying how to get an exact
 //!   result (`cargo nextest run`, `--test-threads=1`, or `serial = true`).
 //!   See `docs/threads.md`.
+//! - A [`Dumper`] groups a multi-thread runtime's tasks by spawn site,
+//!   without stacks: tokio 1.54's dump of such a runtime can leave a worker
+//!   stuck for good (tokio-rs/tokio#8370), which a service must never risk
+//!   for a debug page. Current-thread runtimes are dumped with stacks.
 #![doc(test(attr(deny(warnings, rust_2018_idioms), allow(dead_code, unused_variables))))]
 // The examples show a test as users write it: the attribute expands (and is
 // checked) in the doctest, the test itself runs in tests/.
@@ -177,6 +212,7 @@ mod env;
 mod error;
 mod filter;
 mod isolation;
+mod monitor;
 #[cfg(tokio_unstable)]
 mod names;
 mod native_stack;
@@ -189,6 +225,7 @@ mod settle;
 mod shared;
 mod snapshot;
 mod stack;
+mod task_dump;
 mod thread_check;
 mod thread_report;
 mod timer;
@@ -199,6 +236,9 @@ mod watchdog;
 #[doc = include_str!("../docs/fixes.md")]
 pub mod fixes {}
 
+#[cfg(feature = "http")]
+pub mod http;
+
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
@@ -206,12 +246,14 @@ pub mod __private;
 pub use binary::{check_at_exit, verify_main};
 pub use cause::{Cause, FIXES_PAGE};
 pub use error::Error;
+pub use monitor::{Growth, Monitor, MonitorBuilder, Resource, Sample};
 pub use options::{DEFAULT_MAX_RETRIES, DEFAULT_MAX_SLEEP, DUMP_TIMEOUT, FIRST_SLEEP, Options};
 pub use registry::Tracker;
 pub use report::{Detail, LeakGroup, LeakReport, TaskState};
 pub use shared::SharedRuntime;
 pub use snapshot::Snapshot;
 pub use stack::{AsyncStack, StackFrame};
+pub use task_dump::{Dumper, SAMPLE_IDS, TaskDump, TaskGroup};
 pub use thread_report::{ThreadGroup, ThreadState};
 
 /// Fails the test if it leaves tokio tasks or threads running; goes

@@ -312,15 +312,17 @@ impl Registry {
 
     /// Spawns a no-op probe task and checks that this registry's spawn hook
     /// saw that very task (not merely some spawn on another runtime).
+    /// Returns the probe's id, for whoever lists live tasks right after.
     #[cfg(tokio_unstable)]
-    fn ensure_installed_on(self: &Arc<Self>, handle: &tokio::runtime::Handle) -> Result<(), Error> {
+    pub(crate) fn ensure_installed_on(self: &Arc<Self>, handle: &tokio::runtime::Handle) -> Result<u64, Error> {
         // The spawn hook runs synchronously inside `spawn`, on this thread.
         let probe = handle.spawn(async {});
+        let probe = raw_id(probe.id());
         let seen = LAST_SPAWN.with(std::cell::Cell::get);
-        if seen != (Arc::as_ptr(self) as usize, raw_id(probe.id())) {
+        if seen != (Arc::as_ptr(self) as usize, probe) {
             return Err(Error::NotInstalled);
         }
-        Ok(())
+        Ok(probe)
     }
 }
 

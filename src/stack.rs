@@ -14,6 +14,7 @@ use std::fmt;
 /// # }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct StackFrame {
     function: String,
     location: Option<String>,
@@ -66,6 +67,7 @@ impl StackFrame {
 /// # }
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct AsyncStack {
     branches: Vec<Vec<StackFrame>>,
 }

@@ -260,14 +260,11 @@ impl ThreadSnapshot {
         } else {
             Err("not captured: the thread may be another test's".to_owned())
         };
-        let (stack, functions, stack_unavailable) = match captured {
-            Ok(raw) => {
-                let functions: Vec<String> = raw.iter().map(|frame| clean_symbol(&frame.name)).collect();
-                (native_frames(&raw, cwd), functions, None)
-            }
-            Err(reason) if reason == native_stack::EXITED => return None,
-            Err(reason) => (Vec::new(), Vec::new(), Some(reason)),
-        };
+        let Captured {
+            stack,
+            functions,
+            stack_unavailable,
+        } = Captured::from(captured, cwd)?;
         let role = RuntimeRole::of(&functions);
         let kind = match role {
             RuntimeRole::Worker | RuntimeRole::Idle => return None,
@@ -301,6 +298,87 @@ impl ThreadSnapshot {
         };
         Some((leaked, owned))
     }
+}
+
+/// A thread's native stack as reports show it, the cleaned function names
+/// that classify it, or why there is none.
+struct Captured {
+    stack: Vec<crate::stack::StackFrame>,
+    functions: Vec<String>,
+    stack_unavailable: Option<String>,
+}
+
+impl Captured {
+    /// `None` when the thread exited before it could be captured.
+    fn from(captured: Result<native_stack::Frames, String>, cwd: Option<&str>) -> Option<Self> {
+        match captured {
+            Ok(raw) => Some(Captured {
+                functions: raw.iter().map(|frame| clean_symbol(&frame.name)).collect(),
+                stack: native_frames(&raw, cwd),
+                stack_unavailable: None,
+            }),
+            Err(reason) if reason == native_stack::EXITED => None,
+            Err(reason) => Some(Captured {
+                stack: Vec::new(),
+                functions: Vec::new(),
+                stack_unavailable: Some(reason),
+            }),
+        }
+    }
+}
+
+/// Every thread of the process, described and grouped, for a
+/// [`TaskDump`](crate::TaskDump): what each is blocked in, with the native
+/// stacks of the first [`MAX_CAPTURES`] when `stacks` (each thread is
+/// signalled once for it). The calling thread is listed, never signalled.
+pub(crate) fn describe_process(stacks: bool) -> Result<Vec<thread_report::ThreadGroup>, String> {
+    let own = proc_threads::current_tid();
+    let cwd = source_root();
+    let mut captures = 0;
+    let mut threads = Vec::new();
+    for tid in proc_threads::ids()? {
+        let capture = stacks && tid != own && captures < MAX_CAPTURES;
+        let view = if capture {
+            blocked_view(tid)
+        } else {
+            proc_threads::read(tid).map(|kernel| (kernel, proc_threads::blocked_call(tid)))
+        };
+        let Some((kernel, call)) = view.filter(|(kernel, _)| !is_gone(kernel.state)) else {
+            continue;
+        };
+        let captured = if tid == own {
+            Err("the thread that took the dump".to_owned())
+        } else if capture {
+            captures += 1;
+            native_stack::capture(tid)
+        } else if stacks {
+            Err(format!("only the first {MAX_CAPTURES} threads' stacks are captured"))
+        } else {
+            Err("stacks were not asked for".to_owned())
+        };
+        let Some(Captured {
+            stack,
+            functions,
+            stack_unavailable,
+        }) = Captured::from(captured, cwd.as_deref())
+        else {
+            continue;
+        };
+        let state = if tid == own {
+            ThreadState::Running
+        } else {
+            classify(kernel.state, call, &functions)
+        };
+        threads.push(LeakedThread {
+            tid,
+            name: kernel.name,
+            state,
+            stack,
+            stack_unavailable,
+            kind: ThreadKind::Plain,
+        });
+    }
+    Ok(thread_report::group(threads))
 }
 
 /// `Z` (zombie) and `X` (dead): a thread that has exited.

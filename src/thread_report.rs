@@ -20,6 +20,7 @@ use crate::stack::StackFrame;
 /// # }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum ThreadState {
     /// On a CPU or ready for one: it computes and never blocks.
@@ -143,20 +144,24 @@ impl ThreadState {
 /// }
 /// # }
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ThreadGroup {
     pub(crate) thread_ids: Vec<i32>,
     pub(crate) name: String,
     pub(crate) state: ThreadState,
     pub(crate) stack: Vec<StackFrame>,
     pub(crate) stack_unavailable: Option<String>,
+    // Whose thread it is means something only in a check's report.
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub(crate) kind: ThreadKind,
 }
 
 /// Whose thread it is, as far as the check can tell.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) enum ThreadKind {
     /// A thread the test (or something it called) started.
+    #[default]
     Plain,
     /// The test's runtime's blocking-pool thread, still running a
     /// `spawn_blocking` closure.
@@ -314,8 +319,8 @@ pub(crate) fn group(threads: Vec<LeakedThread>) -> Vec<ThreadGroup> {
     groups
 }
 
-/// Writes one group: a headline, what it is blocked in, its stack, a fix.
-pub(crate) fn write_group(f: &mut fmt::Formatter<'_>, group: &ThreadGroup) -> fmt::Result {
+/// `N threads` and `thread ids 1, 2, …` for a group's headline.
+fn headline(group: &ThreadGroup) -> (String, String) {
     let ids = group
         .thread_ids
         .iter()
@@ -330,7 +335,15 @@ pub(crate) fn write_group(f: &mut fmt::Formatter<'_>, group: &ThreadGroup) -> fm
     } else {
         format!("{count} threads")
     };
-    let ids = format!("thread id{} {ids}{more}", if count == 1 { "" } else { "s" });
+    (
+        threads,
+        format!("thread id{} {ids}{more}", if count == 1 { "" } else { "s" }),
+    )
+}
+
+/// Writes one group: a headline, what it is blocked in, its stack, a fix.
+pub(crate) fn write_group(f: &mut fmt::Formatter<'_>, group: &ThreadGroup) -> fmt::Result {
+    let (threads, ids) = headline(group);
     match group.kind {
         ThreadKind::TestRuntimeBlocking => writeln!(
             f,
@@ -343,6 +356,23 @@ pub(crate) fn write_group(f: &mut fmt::Formatter<'_>, group: &ThreadGroup) -> fm
         ThreadKind::Plain if group.name.is_empty() => writeln!(f, "  {threads} started without a name  ({ids})")?,
         ThreadKind::Plain => writeln!(f, "  {threads} named {:?}  ({ids})", group.name)?,
     }
+    write_state_and_stack(f, group)?;
+    if let (Some(hint), Some(docs)) = (group.state.hint(), group.state.docs()) {
+        writeln!(f, "    fix:   {hint}")?;
+        writeln!(f, "           ({docs})")?;
+    }
+    Ok(())
+}
+
+/// Writes one group of a [`TaskDump`](crate::TaskDump): no fix, since a
+/// live thread of a running service is no leak by itself.
+pub(crate) fn write_dump_group(f: &mut fmt::Formatter<'_>, group: &ThreadGroup) -> fmt::Result {
+    let (threads, ids) = headline(group);
+    writeln!(f, "  {threads} named {:?}  ({ids})", group.name)?;
+    write_state_and_stack(f, group)
+}
+
+fn write_state_and_stack(f: &mut fmt::Formatter<'_>, group: &ThreadGroup) -> fmt::Result {
     writeln!(f, "    blocked: {}", group.state)?;
     match &group.stack_unavailable {
         Some(reason) => writeln!(f, "    stack unavailable: {reason}")?,
@@ -359,10 +389,6 @@ pub(crate) fn write_group(f: &mut fmt::Formatter<'_>, group: &ThreadGroup) -> fm
                 crate::stack::write_frame(f, frame, width)?;
             }
         }
-    }
-    if let (Some(hint), Some(docs)) = (group.state.hint(), group.state.docs()) {
-        writeln!(f, "    fix:   {hint}")?;
-        writeln!(f, "           ({docs})")?;
     }
     Ok(())
 }

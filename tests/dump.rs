@@ -1,0 +1,191 @@
+//! Grouped task dumps on real runtimes: identical tasks in one group with
+//! the exact count, groups largest first, spawn sites from a tracker, and
+//! what each runtime flavor and cfg mode can and cannot show.
+
+use std::time::Duration;
+
+use taskleak::{Dumper, Tracker};
+
+fn runtime(tracker: &Tracker, multi_thread: bool) -> tokio::runtime::Runtime {
+    let mut builder = if multi_thread {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(2);
+        builder
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    tracker.install(&mut builder);
+    builder.enable_all().build().expect("runtime")
+}
+
+/// `tests/dump.rs:LINE:` of the spawn after `// spawn-site: NAME`.
+fn site(name: &str) -> String {
+    let marker = include_str!("dump.rs")
+        .lines()
+        .position(|line| line.trim() == format!("// spawn-site: {name}"))
+        .expect("marker");
+    format!("tests/dump.rs:{}:", marker + 2)
+}
+
+async fn wait_for_notify(notify: std::sync::Arc<tokio::sync::Notify>) {
+    notify.notified().await;
+}
+
+/// 300 tasks parked on a `Notify`, 20 on a channel: what a dump groups.
+fn spawn_two_kinds() -> (std::sync::Arc<tokio::sync::Notify>, Vec<tokio::sync::mpsc::Sender<()>>) {
+    let notify = std::sync::Arc::new(tokio::sync::Notify::new());
+    for _ in 0..300 {
+        // spawn-site: notified
+        tokio::spawn(wait_for_notify(notify.clone()));
+    }
+    let senders = (0..20)
+        .map(|_| {
+            let (sender, mut receiver) = tokio::sync::mpsc::channel::<()>(1);
+            // spawn-site: receiving
+            tokio::spawn(async move { receiver.recv().await });
+            sender
+        })
+        .collect();
+    (notify, senders)
+}
+
+/// The dump of [`spawn_two_kinds`]'s tasks, each parked where it waits.
+fn dump_two_kinds(runtime: &tokio::runtime::Runtime, tracker: Option<&Tracker>) -> taskleak::TaskDump {
+    runtime.block_on(async {
+        let kept = spawn_two_kinds();
+        // Every task polled once, so parked where it waits.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let mut dumper = Dumper::new(&tokio::runtime::Handle::current());
+        if let Some(tracker) = tracker {
+            dumper = dumper.tracker(tracker);
+        }
+        let dump = dumper.dump().await.expect("dump");
+        drop(kept);
+        dump
+    })
+}
+
+#[test]
+fn identical_tasks_are_one_group_with_their_count_largest_first() {
+    let tracker = Tracker::new();
+    let runtime = runtime(&tracker, false);
+    let dump = dump_two_kinds(&runtime, Some(&tracker));
+    assert_eq!(dump.tasks(), 320, "{dump}");
+    let counts: Vec<usize> = dump.groups().iter().map(|group| group.count()).collect();
+    let text = dump.to_string();
+    if cfg!(tokio_unstable) {
+        assert_eq!(counts, [300, 20], "{dump}");
+        let (notified, receiving) = (&dump.groups()[0], &dump.groups()[1]);
+        let spawned_at =
+            |group: &taskleak::TaskGroup, name| group.spawned_at().is_some_and(|at| at.starts_with(&site(name)));
+        assert!(spawned_at(notified, "notified"), "{dump}");
+        assert!(spawned_at(receiving, "receiving"), "{dump}");
+        assert_eq!(notified.task_ids().len(), taskleak::SAMPLE_IDS);
+        assert!(notified.task_ids().is_sorted());
+        assert!(text.starts_with("taskleak: 320 live tasks in 2 groups"), "{text}");
+        assert_eq!(notified.waits_on(), Some("notify"), "{dump}");
+        assert_eq!(receiving.waits_on(), Some("mpsc-receive"), "{dump}");
+        let stack = notified.stack().expect("a stack").to_string();
+        assert!(stack.contains("dump::wait_for_notify"), "{stack}");
+        assert!(text.contains(&format!("300 tasks @ {}", site("notified"))), "{text}");
+        assert!(text.contains("[notify]") && text.contains("… (284 more)"), "{text}");
+        assert_eq!(dump.groups_matching("wait_for_notify").expect("regex").len(), 1);
+        assert!(dump.notes().is_empty(), "{:?}", dump.notes());
+    } else {
+        // Without tokio's hooks and dumps: the count, and how to get more.
+        assert_eq!(counts, [320], "{dump}");
+        assert!(text.starts_with("taskleak: 320 live tasks in 1 group"), "{text}");
+        assert!(dump.groups()[0].stack().is_none());
+        assert!(
+            dump.notes().iter().any(|note| note.contains("--cfg tokio_unstable")),
+            "{:?}",
+            dump.notes()
+        );
+    }
+    assert!(matches!(
+        dump.groups_matching("("),
+        Err(taskleak::Error::InvalidRegex { .. })
+    ));
+}
+
+#[test]
+fn without_a_tracker_tasks_are_grouped_by_stack_and_the_note_says_how_to_get_spawn_sites() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dump = dump_two_kinds(&runtime, None);
+    let counts: Vec<usize> = dump.groups().iter().map(|group| group.count()).collect();
+    if cfg!(tokio_unstable) {
+        assert_eq!(counts, [300, 20], "{dump}");
+    } else {
+        assert_eq!(counts, [320], "{dump}");
+    }
+    assert!(dump.groups().iter().all(|group| group.spawned_at().is_none()));
+    assert!(
+        dump.notes().iter().any(|note| note.contains("taskleak::Tracker")),
+        "{:?}",
+        dump.notes()
+    );
+}
+
+#[test]
+fn a_multi_thread_runtime_is_grouped_by_spawn_site_without_stacks() {
+    let tracker = Tracker::new();
+    let runtime = runtime(&tracker, true);
+    let dump = dump_two_kinds(&runtime, Some(&tracker));
+    let counts: Vec<usize> = dump.groups().iter().map(|group| group.count()).collect();
+    assert!(dump.groups().iter().all(|group| group.stack().is_none()), "{dump}");
+    if cfg!(tokio_unstable) {
+        assert_eq!(counts, [300, 20], "{dump}");
+        let first = dump.groups()[0].spawned_at();
+        assert!(first.is_some_and(|at| at.starts_with(&site("notified"))), "{dump}");
+        assert!(
+            dump.notes().iter().any(|note| note.contains("tokio-rs/tokio#8370")),
+            "{dump}"
+        );
+    } else {
+        assert_eq!(counts, [320], "{dump}");
+    }
+}
+
+#[test]
+fn threads_are_listed_grouped_when_asked_for() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let parked: Vec<_> = (0..3)
+        .map(|_| {
+            std::thread::Builder::new()
+                .name("dump-sleeper".to_owned())
+                .spawn(|| std::thread::sleep(Duration::from_millis(800)))
+                .expect("thread")
+        })
+        .collect();
+    let dump = runtime.block_on(async {
+        Dumper::new(&tokio::runtime::Handle::current())
+            .threads(true, true)
+            .dump()
+            .await
+            .expect("dump")
+    });
+    for thread in parked {
+        thread.join().expect("joined");
+    }
+    let threads = dump.threads().expect("asked for");
+    if cfg!(target_os = "linux") {
+        let sleepers: Vec<_> = threads.iter().filter(|group| group.name() == "dump-sleeper").collect();
+        assert_eq!(sleepers.len(), 1, "identical threads are one group: {dump}");
+        assert_eq!(sleepers[0].count(), 3, "{dump}");
+        assert_eq!(sleepers[0].state(), &taskleak::ThreadState::Sleeping, "{dump}");
+        assert!(
+            sleepers[0]
+                .stack()
+                .iter()
+                .any(|frame| frame.function().contains("dump::threads_are_listed")),
+            "{dump}"
+        );
+        assert!(dump.to_string().contains("3 threads named \"dump-sleeper\""), "{dump}");
+    }
+}
