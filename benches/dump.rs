@@ -107,9 +107,7 @@ mod task_dump {
 
     fn grouped_dump(bencher: Bencher<'_, '_>, live: usize, distinct: bool) {
         let (runtime, tracker) = busy_runtime(live, distinct);
-        let dumper = Dumper::new(runtime.handle())
-            .tracker(&tracker)
-            .timeout(Duration::from_secs(60));
+        let dumper = Dumper::new(runtime.handle()).tracker(&tracker);
         bencher.bench_local(|| {
             let dump = runtime.block_on(dumper.dump()).expect("dump");
             // Every task is in a group; identical ones in one.

@@ -470,13 +470,20 @@ impl MonitorBuilder {
         if settings.min_growth == 0 || settings.min_thread_growth == 0 {
             return invalid("a growth threshold is zero, so every sample would be growth; use 1 or more".to_owned());
         }
-        if settings.window < settings.interval * 4 {
-            return invalid(format!(
-                "`window` ({:?}) holds fewer than four samples at `interval` {:?}; make it at least {:?}",
-                settings.window,
-                settings.interval,
-                settings.interval * 4
-            ));
+        match settings.interval.checked_mul(4) {
+            Some(four) if settings.window >= four => {}
+            four => {
+                let fix = four.map_or("shorten the interval".to_owned(), |four| {
+                    format!("make it at least {four:?}")
+                });
+                return invalid(format!(
+                    "`window` ({:?}) holds fewer than four samples at `interval` {:?}; {fix}",
+                    settings.window, settings.interval
+                ));
+            }
+        }
+        if Instant::now().checked_add(settings.window).is_none() {
+            return invalid(format!("`window` ({:?}) is too long to count time in", settings.window));
         }
         let shared = Arc::new(Shared {
             settings: self.settings,
@@ -533,6 +540,7 @@ impl Shared {
     }
 
     fn run(&self) {
+        // `start` checked that a window (four intervals or more) fits.
         let mut next = Instant::now() + self.settings.interval;
         loop {
             let mut state = self.state();
@@ -567,7 +575,11 @@ impl Shared {
                     "{growth}"
                 );
                 if let Some(callback) = &self.on_growth {
-                    callback(&growth);
+                    // A callback that panics must not end the monitoring.
+                    let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(&growth)));
+                    if called.is_err() {
+                        tracing::error!(target: "taskleak::monitor", "the monitor's growth callback panicked");
+                    }
                 }
             }
         }
@@ -596,14 +608,20 @@ impl Shared {
             (Resource::Tasks, settings.min_growth),
             (Resource::Threads, settings.min_thread_growth),
         ] {
-            let Some(growth) = growth_in(&state.samples, resource, settings.window, threshold) else {
-                continue;
-            };
+            let growth = growth_in(&state.samples, resource, settings.window, threshold);
             let reported = match resource {
                 Resource::Tasks => &mut state.reported_tasks,
                 Resource::Threads => &mut state.reported_threads,
             };
-            if reported.is_some_and(|floor| growth.to < floor + threshold) {
+            let Some(growth) = growth else {
+                // Fallen back below the floor last reported: a new rise
+                // from here is news again.
+                if reported.is_some_and(|floor| sample.count(resource).is_some_and(|now| now < floor)) {
+                    *reported = None;
+                }
+                continue;
+            };
+            if reported.is_some_and(|floor| growth.to < floor.saturating_add(threshold)) {
                 continue;
             }
             *reported = Some(growth.to);
@@ -624,16 +642,17 @@ impl Shared {
 fn growth_in(samples: &VecDeque<Sample>, resource: Resource, window: Duration, threshold: usize) -> Option<Growth> {
     let last = samples.back()?;
     // The window must be covered: judge nothing on a service just started.
-    let first = samples
-        .iter()
-        .position(|sample| last.at.saturating_sub(sample.at) <= window)?;
+    // From the last sample at or before its start, so that it always is,
+    // however late each sample woke.
+    let start = last.at.checked_sub(window)?;
+    let first = samples.iter().rposition(|sample| sample.at <= start)?;
     let judged: Vec<(Duration, usize)> = samples
         .iter()
         .skip(first)
         .map(|sample| Some((sample.at, sample.count(resource)?)))
         .collect::<Option<_>>()?;
     let span = judged.last()?.0.saturating_sub(judged.first()?.0);
-    if judged.len() < 4 || span < window.mul_f64(0.9) {
+    if judged.len() < 4 {
         return None;
     }
     let quarter = judged.len() / 4;
@@ -653,7 +672,7 @@ fn growth_in(samples: &VecDeque<Sample>, resource: Resource, window: Duration, t
         .collect();
     let rising = floors.windows(2).all(|pair| pair[1] > pair[0]);
     let (from, to) = (floors[0], floors[3]);
-    if !rising || to < from + threshold {
+    if !rising || to < from.saturating_add(threshold) {
         return None;
     }
     Some(Growth {
@@ -748,6 +767,27 @@ mod tests {
             ..sample
         }));
         assert_eq!(growth_in(&samples, Resource::Tasks, WINDOW, 1), None);
+    }
+
+    #[test]
+    fn a_window_of_four_intervals_is_judged_however_late_samples_wake() {
+        let samples: VecDeque<Sample> = [(0, 10), (1100, 40), (2200, 70), (3300, 100), (4400, 130)]
+            .into_iter()
+            .map(|(ms, tasks)| Sample {
+                at: Duration::from_millis(ms),
+                tasks,
+                threads: None,
+            })
+            .collect();
+        let growth = growth_in(&samples, Resource::Tasks, Duration::from_secs(4), 20).expect("growth");
+        assert_eq!((growth.from(), growth.to()), (10, 100));
+        // No thread count: nothing to judge.
+        assert_eq!(growth_in(&samples, Resource::Threads, Duration::from_secs(4), 1), None);
+        // Thresholds as large as the type: no overflow, no growth.
+        assert_eq!(
+            growth_in(&samples, Resource::Tasks, Duration::from_secs(4), usize::MAX),
+            None
+        );
     }
 
     #[test]

@@ -125,11 +125,12 @@ mod platform {
     /// missed: one more than a test's threads exit in a row, in practice.
     const LISTINGS: usize = 8;
 
-    /// The ids of the process's threads, with no live one missing; some may
-    /// have exited since. The kernel lists `/proc/self/task` by position,
-    /// and a thread that exits during a listing shifts those after it, so
-    /// one listing can skip a live thread: listings are taken until one
-    /// adds nothing to those before.
+    /// The ids of the process's threads; some may have exited since. The
+    /// kernel lists `/proc/self/task` by position, and a thread that exits
+    /// during a listing shifts those after it, so one listing can skip a
+    /// live thread: listings are taken until one adds nothing to those
+    /// before (at most [`LISTINGS`]). A thread is missed only if every
+    /// listing skips it, which takes threads exiting during each one.
     pub(crate) fn ids() -> Result<Vec<i32>, String> {
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..LISTINGS {

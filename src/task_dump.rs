@@ -45,7 +45,6 @@ pub struct Dumper {
     tracker: Option<Tracker>,
     threads: bool,
     thread_stacks: bool,
-    timeout: Duration,
 }
 
 /// Why a multi-thread runtime's tasks get no stacks.
@@ -78,7 +77,6 @@ impl Dumper {
             tracker: None,
             threads: false,
             thread_stacks: false,
-            timeout: crate::options::DUMP_TIMEOUT,
         }
     }
 
@@ -115,30 +113,12 @@ impl Dumper {
         self
     }
 
-    /// How long tokio's task dump may take before the dump is given up on
-    /// and tasks are grouped by spawn site alone (default
-    /// [`DUMP_TIMEOUT`](crate::DUMP_TIMEOUT)). A dump waits for every
-    /// worker to reach a poll boundary: a worker stuck in blocking code
-    /// stops it.
-    ///
-    /// ```
-    /// # let runtime = tokio::runtime::Runtime::new()?;
-    /// let dumper = taskleak::Dumper::new(runtime.handle())
-    ///     .timeout(std::time::Duration::from_millis(500));
-    /// # let _ = dumper;
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
     /// Dumps the runtime's live tasks, grouped. Call it from any task or
     /// thread; on a `current_thread` runtime, from one of its own tasks
     /// (the runtime must be running for tokio to dump it).
     ///
-    /// What could not be had (stacks without `--cfg tokio_unstable`, spawn
-    /// sites without a tracker, a dump that timed out) is said in
+    /// What could not be had (stacks without `--cfg tokio_unstable` or on a
+    /// multi-thread runtime, spawn sites without a tracker) is said in
     /// [`TaskDump::notes`]: a dump never fails for it.
     ///
     /// ```
@@ -171,8 +151,11 @@ impl Dumper {
         let stacks = if multi_thread && cfg!(tokio_unstable) {
             notes.push(MULTI_THREAD_HAZARD.to_owned());
             None
+        } else if !multi_thread && !on_own_runtime(&self.handle) {
+            notes.push(OFF_RUNTIME.to_owned());
+            None
         } else {
-            match crate::dump::all_stacks(&self.handle, self.timeout).await {
+            match crate::dump::all_stacks(&self.handle, crate::options::DUMP_TIMEOUT).await {
                 Ok(stacks) => Some(stacks),
                 Err(reason) => {
                     notes.push(stacks_unavailable(&reason));
@@ -188,15 +171,18 @@ impl Dumper {
             live.retain(|(id, _)| Some(*id) != probe);
             live
         });
+        // The probe's liveness first: one that ends after it is read is
+        // at worst left out of the count, never counted twice.
+        let probe_alive = probe.is_some_and(|probe| {
+            self.tracker
+                .as_ref()
+                .is_some_and(|tracker| tracker.registry.is_live(probe))
+        });
         let tasks = self
             .handle
             .metrics()
             .num_alive_tasks()
-            .saturating_sub(usize::from(probe.is_some_and(|probe| {
-                self.tracker
-                    .as_ref()
-                    .is_some_and(|tracker| tracker.registry.is_live(probe))
-            })));
+            .saturating_sub(usize::from(probe_alive));
         if self.tracker.is_none() {
             notes.push(
                 "spawn sites and task names need a `taskleak::Tracker` installed on the runtime's builder, \
@@ -236,6 +222,24 @@ impl Dumper {
             notes,
             took_micros: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         })
+    }
+}
+
+/// Why a current-thread runtime dumped from elsewhere has no stacks.
+const OFF_RUNTIME: &str = "stacks are not shown: tokio dumps a current-thread runtime only from one of its own \
+     tasks (or its `block_on`); call `Dumper::dump` there";
+
+/// Whether the caller runs on the runtime of `handle`: where tokio can
+/// dump a current-thread runtime (elsewhere it returns an empty dump).
+fn on_own_runtime(handle: &Handle) -> bool {
+    #[cfg(tokio_unstable)]
+    {
+        Handle::try_current().is_ok_and(|current| current.id() == handle.id())
+    }
+    #[cfg(not(tokio_unstable))]
+    {
+        let _ = handle;
+        true
     }
 }
 

@@ -368,7 +368,11 @@ pub(crate) fn write_group(f: &mut fmt::Formatter<'_>, group: &ThreadGroup) -> fm
 /// live thread of a running service is no leak by itself.
 pub(crate) fn write_dump_group(f: &mut fmt::Formatter<'_>, group: &ThreadGroup) -> fmt::Result {
     let (threads, ids) = headline(group);
-    writeln!(f, "  {threads} named {:?}  ({ids})", group.name)?;
+    if group.name.is_empty() {
+        writeln!(f, "  {threads} without a name  ({ids})")?;
+    } else {
+        writeln!(f, "  {threads} named {:?}  ({ids})", group.name)?;
+    }
     write_state_and_stack(f, group)
 }
 

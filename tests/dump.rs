@@ -189,3 +189,30 @@ fn threads_are_listed_grouped_when_asked_for() {
         assert!(dump.to_string().contains("3 threads named \"dump-sleeper\""), "{dump}");
     }
 }
+
+#[test]
+fn a_current_thread_runtime_dumped_from_elsewhere_says_where_to_dump_it() {
+    let tracker = Tracker::new();
+    let runtime = runtime(&tracker, false);
+    let parked = runtime.spawn(std::future::pending::<()>());
+    let dumper = Dumper::new(runtime.handle()).tracker(&tracker);
+    // From another runtime: tokio would return an empty dump.
+    let elsewhere = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let dump = elsewhere.block_on(dumper.dump()).expect("dump");
+    if cfg!(tokio_unstable) {
+        assert!(dump.groups().iter().all(|group| group.stack().is_none()), "{dump}");
+        assert!(
+            dump.notes()
+                .iter()
+                .any(|note| note.contains("only from one of its own tasks")),
+            "{dump}"
+        );
+        // The spawn sites are still there.
+        assert_eq!(
+            dump.groups().iter().map(|group| group.count()).sum::<usize>(),
+            1,
+            "{dump}"
+        );
+    }
+    parked.abort();
+}

@@ -9,7 +9,8 @@ use crate::task_dump::Dumper;
 /// Serves a [`Dumper`]'s dumps: `GET` answers with the grouped dump as
 /// text, or as JSON (a serialized [`TaskDump`](crate::TaskDump)) for
 /// `?format=json` or `Accept: application/json`. `?threads=1` adds the
-/// process's threads, `?threads=stacks` with their native stacks.
+/// process's threads, `?threads=stacks` with their native stacks. `HEAD`
+/// answers with the status and content type, taking no dump.
 ///
 /// It takes `http` 1.x requests and gives `http` 1.x responses with a
 /// `String` body, which hyper 1.x and axum 0.7+ take as they are.
@@ -100,22 +101,26 @@ impl DumpEndpoint {
                 Ok(asked) => asked,
                 Err((status, message)) => return text(status, message + "\n"),
             };
+            if head {
+                // The headers a GET would have, without taking a dump.
+                let content_type = if asked.json {
+                    "application/json"
+                } else {
+                    "text/plain; charset=utf-8"
+                };
+                return with_type(StatusCode::OK, content_type, String::new());
+            }
             let dumper = match asked.threads {
                 Some(stacks) => dumper.threads(true, stacks),
                 None => dumper,
             };
-            let response = match dumper.dump().await {
+            match dumper.dump().await {
                 Ok(dump) if asked.json => match serde_json::to_string(&dump) {
                     Ok(json) => with_type(StatusCode::OK, "application/json", json),
                     Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("taskleak: {error}\n")),
                 },
                 Ok(dump) => text(StatusCode::OK, dump.to_string()),
                 Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("taskleak: {error}\n")),
-            };
-            if head {
-                response.map(|_| String::new())
-            } else {
-                response
             }
         }
     }

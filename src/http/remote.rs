@@ -61,6 +61,18 @@ impl Remote {
         if authority.is_empty() {
             return Err(refuse("the URL names no host"));
         }
+        if rest.contains(|c: char| c.is_whitespace() || c.is_control() || c == '#') {
+            return Err(refuse("the URL holds a space, a control character or a `#fragment`"));
+        }
+        // `host:port`, `[v6]:port`; without a port, HTTP's 80.
+        let has_port = authority
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !port.is_empty() && (!host.contains(':') || host.ends_with(']')));
+        let authority = if has_port {
+            authority.to_owned()
+        } else {
+            format!("{authority}:80")
+        };
         let target = if target.starts_with('?') {
             format!("/{target}")
         } else {
@@ -68,7 +80,7 @@ impl Remote {
         };
         Ok(Remote {
             url: url.to_owned(),
-            authority: authority.to_owned(),
+            authority,
             target,
             timeout: Duration::from_secs(10),
             within: Duration::from_secs(5),
@@ -178,10 +190,14 @@ impl Remote {
     ///
     /// # Panics
     ///
-    /// On matching tasks, as said, and when the dump cannot be fetched or
-    /// `pattern` is not a valid regex: the message says which.
+    /// On matching tasks, as said; when the dump cannot be fetched or
+    /// `pattern` is not a valid regex; and when the dump has tasks but no
+    /// spawn site, name or stack to match (a service built without
+    /// `--cfg tokio_unstable` or a tracker): the message says which.
     pub async fn assert_no_task_matches(&self, pattern: &str) {
-        let deadline = Instant::now() + self.within;
+        // A bound too far to count in is no bound: a year will do.
+        let year = Duration::from_secs(365 * 86_400);
+        let deadline = Instant::now() + self.within.min(year);
         let mut pause = Duration::from_millis(10);
         loop {
             let dump = match self.fetch().await {
@@ -193,6 +209,20 @@ impl Remote {
                 Err(error) => panic!("taskleak: {error}"),
             };
             if matching.is_empty() {
+                // A pattern matches spawn sites, names and stacks: a dump
+                // with none of them cannot show a leak, so cannot clear one.
+                let nothing_to_match = dump.tasks() > 0
+                    && dump.groups().iter().all(|group| {
+                        group.spawned_at().is_none() && group.stack().is_none() && group.names().is_empty()
+                    });
+                if nothing_to_match {
+                    panic!(
+                        "taskleak: inconclusive: the dump of {} has {} task(s) but no spawn site, name or stack \
+                         to match `{pattern}` against:\n{dump}",
+                        self.url,
+                        dump.tasks()
+                    );
+                }
                 return;
             }
             let now = Instant::now();
@@ -305,7 +335,19 @@ mod tests {
             Remote::new("http://[::1]:80?format=json").expect("valid").target,
             "/?format=json"
         );
-        for bad in ["https://example.com/", "127.0.0.1:9000/x", "http:///x"] {
+        assert_eq!(
+            Remote::new("http://example.test/x").expect("valid").authority,
+            "example.test:80"
+        );
+        assert_eq!(Remote::new("http://[::1]/x").expect("valid").authority, "[::1]:80");
+        assert_eq!(Remote::new("http://[::1]:81/x").expect("valid").authority, "[::1]:81");
+        for bad in [
+            "https://example.com/",
+            "127.0.0.1:9000/x",
+            "http:///x",
+            "http://h/a b",
+            "http://h/#top",
+        ] {
             let error = Remote::new(bad).expect_err(bad).to_string();
             assert!(error.contains(bad), "{error}");
         }
