@@ -190,11 +190,10 @@ impl Dumper {
                     .to_owned(),
             );
         } else if cfg!(not(tokio_unstable)) {
-            notes.push(
-                "spawn sites and task names need `--cfg tokio_unstable` (tokio's task hooks): add \
-                 `[build] rustflags = [\"--cfg\", \"tokio_unstable\"]` to .cargo/config.toml"
-                    .to_owned(),
-            );
+            notes.push(format!(
+                "spawn sites and task names need `--cfg tokio_unstable` (tokio's task hooks): {}",
+                enable_unstable()
+            ));
         }
         let groups = group_tasks(tasks, live, stacks, &mut notes);
         let threads = if self.threads {
@@ -247,10 +246,19 @@ fn stacks_unavailable(reason: &str) -> String {
     if cfg!(tokio_unstable) {
         format!("stacks are not shown: {reason}")
     } else {
-        "stacks are not shown: tokio's task dumps need `--cfg tokio_unstable`: add \
-         `[build] rustflags = [\"--cfg\", \"tokio_unstable\"]` to .cargo/config.toml"
-            .to_owned()
+        format!(
+            "stacks are not shown: tokio's task dumps need `--cfg tokio_unstable`: {}",
+            enable_unstable()
+        )
     }
+}
+
+/// The `.cargo/config.toml` lines leak reports give, on one line.
+fn enable_unstable() -> String {
+    format!(
+        "add `{}` to .cargo/config.toml",
+        crate::report::ENABLE_FULL_REPORTS.replace('\n', " ")
+    )
 }
 
 /// What a group is told apart by: where its tasks were spawned, and their

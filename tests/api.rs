@@ -5,17 +5,9 @@ use std::time::Duration;
 
 use taskleak::{Detail, Error, Options, Tracker};
 
-fn runtime(tracker: &Tracker, multi_thread: bool) -> tokio::runtime::Runtime {
-    let mut builder = if multi_thread {
-        let mut builder = tokio::runtime::Builder::new_multi_thread();
-        builder.worker_threads(2);
-        builder
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-    };
-    tracker.install(&mut builder);
-    builder.enable_all().build().expect("runtime")
-}
+mod support;
+
+use support::runtime;
 
 fn quick() -> Options {
     Options::new().max_retries(5).max_sleep(Duration::from_millis(5))
