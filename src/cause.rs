@@ -44,7 +44,8 @@ pub enum Cause {
     WatchChange,
     /// `broadcast::Receiver::recv` while a sender lives and never sends.
     BroadcastReceive,
-    /// Ticking an `Interval` in a loop with no exit.
+    /// Waiting for an `Interval`'s next tick (a loop that may exit only at a
+    /// later tick, or never).
     IntervalLoop,
     /// Sleeping past the grace period, usually in a loop with no exit.
     Sleep,
@@ -60,8 +61,10 @@ pub enum Cause {
     Select(Vec<Cause>),
     /// Running without ever yielding.
     Running,
-    /// Waiting on a future outside tokio, which a task dump cannot see.
-    OutsideTokio,
+    /// Waiting on something tokio's task dump cannot see: a
+    /// `TcpListener::accept`, a future inside `FuturesUnordered`/`join_all`,
+    /// or a future from outside tokio (`std::future::pending()`).
+    Untraced,
     /// The frames support no rule.
     Unclassified,
 }
@@ -114,7 +117,7 @@ impl Cause {
     pub(crate) fn of(state: &TaskState, stack: &AsyncStack) -> Cause {
         match state {
             TaskState::Running => return Cause::Running,
-            TaskState::WaitingOutsideTokio => return Cause::OutsideTokio,
+            TaskState::WaitingUntraced => return Cause::Untraced,
             TaskState::StackUnavailable(_) => return Cause::Unclassified,
             TaskState::Waiting => {}
         }
@@ -172,7 +175,7 @@ impl Cause {
             Cause::Accept => "accept",
             Cause::Select(_) => "select",
             Cause::Running => "running",
-            Cause::OutsideTokio => "outside-tokio",
+            Cause::Untraced => "untraced",
             Cause::Unclassified => "unclassified",
         }
     }
@@ -195,7 +198,8 @@ impl Cause {
             Cause::Semaphore => "keep permits as RAII guards; never `forget()` one on an error path",
             Cause::WatchChange | Cause::BroadcastReceive => "drop the sender when done, or select on a shutdown signal",
             Cause::IntervalLoop | Cause::Sleep => {
-                "give the loop an exit: select! on a shutdown signal, and abort the JoinHandle on drop"
+                "stop the loop when its owner goes: select! on a shutdown signal, or abort the JoinHandle on \
+                 drop (a loop that checks its owner only at the next tick still outlives the test)"
             }
             Cause::JoinHandle => "fix the awaited task first: this one only waits for it",
             Cause::IoRead | Cause::IoWrite => {
@@ -208,7 +212,10 @@ impl Cause {
             Cause::Running => {
                 "give the loop an exit and yield (`yield_now`), or move CPU work to `spawn_blocking` with a stop flag"
             }
-            Cause::OutsideTokio => "make sure the future it awaits completes, or wrap it in a timeout",
+            Cause::Untraced => {
+                "read the spawned code above: give an accept loop a shutdown signal, fix the wait inside a \
+                 `FuturesUnordered`/`join_all`, or make the awaited future complete; or abort the task"
+            }
             Cause::Unclassified => "read the stack: the innermost frame is what it waits for",
         }
     }
@@ -233,26 +240,26 @@ impl fmt::Display for Cause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let phrase = match self {
             Cause::MpscReceive => "waiting to receive on an mpsc channel whose senders are still alive",
-            Cause::MpscSend => "blocked sending on a full channel that nobody reads",
-            Cause::Oneshot => "waiting on a oneshot whose sender is alive but never sends",
-            Cause::Notify => "waiting for a Notify that is never notified",
-            Cause::Barrier => "waiting at a Barrier for parties that never arrive",
-            Cause::Lock => "waiting for a Mutex/RwLock that is never released",
-            Cause::Semaphore => "waiting for a Semaphore permit that is never released",
-            Cause::WatchChange => "waiting for a watch channel change that never comes",
+            Cause::MpscSend => "blocked sending on a full mpsc channel that nobody reads",
+            Cause::Oneshot => "waiting on a oneshot whose sender is still alive and has not sent",
+            Cause::Notify => "waiting for a Notify that has not been notified",
+            Cause::Barrier => "waiting at a Barrier for parties that have not arrived",
+            Cause::Lock => "waiting for a Mutex/RwLock that is held and not released",
+            Cause::Semaphore => "waiting for a Semaphore permit that is not released",
+            Cause::WatchChange => "waiting for a change on a watch channel whose sender is still alive",
             Cause::BroadcastReceive => "waiting to receive on a broadcast channel whose senders are still alive",
-            Cause::IntervalLoop => "a loop ticking an interval with no exit",
-            Cause::Sleep => "sleeping past the grace period (a loop of sleeps with no exit?)",
-            Cause::JoinHandle => "awaiting the JoinHandle of another task that does not end",
-            Cause::IoRead => "reading from a socket or pipe with no timeout",
-            Cause::IoWrite => "writing to a peer that does not read",
-            Cause::Accept => "accepting connections with no shutdown signal",
+            Cause::IntervalLoop => "waiting for its interval's next tick",
+            Cause::Sleep => "sleeping past the grace period",
+            Cause::JoinHandle => "awaiting the JoinHandle of another task that has not ended",
+            Cause::IoRead => "waiting to read from a socket or pipe",
+            Cause::IoWrite => "blocked writing to a peer that is not reading",
+            Cause::Accept => "waiting to accept a connection",
             Cause::Select(causes) => {
                 let each: Vec<String> = causes.iter().map(ToString::to_string).collect();
                 return write!(f, "blocked on every branch of a select!/join!: {}", each.join("; "));
             }
             Cause::Running => "running, never yielded",
-            Cause::OutsideTokio => "stuck on a future outside tokio",
+            Cause::Untraced => "waiting on something tokio's task dump cannot see",
             Cause::Unclassified => "unclassified",
         };
         f.write_str(phrase)
@@ -333,7 +340,7 @@ mod tests {
         ]);
         assert_eq!(c, Cause::Select(vec![Cause::MpscSend, Cause::WatchChange]));
         assert_eq!(c.label(), "select");
-        assert!(c.to_string().contains("blocked sending on a full channel"), "{c}");
+        assert!(c.to_string().contains("blocked sending on a full mpsc channel"), "{c}");
     }
 
     #[test]
@@ -348,8 +355,8 @@ mod tests {
         );
         assert_eq!(Cause::of(&TaskState::Running, &AsyncStack::default()), Cause::Running);
         assert_eq!(
-            Cause::of(&TaskState::WaitingOutsideTokio, &AsyncStack::default()),
-            Cause::OutsideTokio
+            Cause::of(&TaskState::WaitingUntraced, &AsyncStack::default()),
+            Cause::Untraced
         );
     }
 
@@ -374,7 +381,7 @@ mod tests {
             Cause::Accept,
             Cause::Select(vec![]),
             Cause::Running,
-            Cause::OutsideTokio,
+            Cause::Untraced,
             Cause::Unclassified,
         ];
         let mut labels: Vec<_> = all.iter().map(Cause::label).collect();

@@ -45,7 +45,7 @@
 //!     stuck at:
 //!       my_crate::cache::Cache::refresh_loop  src/cache.rs:48:31
 //!       tokio::sync::notify::Notified         (tokio)
-//!     cause: waiting for a Notify that is never notified
+//!     cause: waiting for a Notify that has not been notified
 //!     fix:   notify on every path, including errors; or wait with a timeout
 //!            (https://docs.rs/taskleak/latest/taskleak/fixes/index.html#notify)
 //! ```
@@ -224,6 +224,7 @@ mod report;
 mod settle;
 mod shared;
 mod snapshot;
+mod source;
 mod stack;
 mod task_dump;
 mod thread_check;
@@ -252,6 +253,7 @@ pub use registry::Tracker;
 pub use report::{Detail, LeakGroup, LeakReport, TaskState};
 pub use shared::SharedRuntime;
 pub use snapshot::Snapshot;
+pub use source::SourceExcerpt;
 pub use stack::{AsyncStack, StackFrame};
 pub use task_dump::{Dumper, SAMPLE_IDS, TaskDump, TaskGroup};
 pub use thread_report::{ThreadGroup, ThreadState};

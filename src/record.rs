@@ -88,7 +88,7 @@ fn to_json(report: &LeakReport, verdict: Verdict, binary: &str) -> String {
     let tasks = report.groups().iter().map(|group| {
         let state = match group.state() {
             TaskState::Waiting => "waiting",
-            TaskState::WaitingOutsideTokio => "waiting-outside-tokio",
+            TaskState::WaitingUntraced => "waiting-untraced",
             TaskState::Running => "running",
             TaskState::StackUnavailable(_) => "stack-unavailable",
         };

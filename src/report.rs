@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cause::Cause;
+use crate::source::SourceExcerpt;
 use crate::stack::AsyncStack;
 use crate::thread_report::{self, ThreadGroup, ThreadSection};
 
@@ -85,6 +86,7 @@ pub struct LeakGroup {
     pub(crate) state: TaskState,
     pub(crate) stack: Arc<AsyncStack>,
     pub(crate) cause: Cause,
+    pub(crate) source: Option<Arc<SourceExcerpt>>,
 }
 
 /// What a leaked task was doing when the check gave up on it.
@@ -103,9 +105,13 @@ pub struct LeakGroup {
 pub enum TaskState {
     /// Parked at the await points in its stack.
     Waiting,
-    /// Parked, but on a future outside tokio (e.g. `std::future::pending()`),
-    /// which leaves no trace in a task dump.
-    WaitingOutsideTokio,
+    /// Parked, but tokio's task dump recorded no await point for it: it waits
+    /// on something the dump cannot see — a `TcpListener::accept` (tokio's
+    /// accept leaves no trace), a future inside `FuturesUnordered` or
+    /// `join_all` (the dump does not enter them), or a future from outside
+    /// tokio (`std::future::pending()`, another crate's primitive). The
+    /// report's spawn-site source lines show what the task runs.
+    WaitingUntraced,
     /// Inside one poll for the whole grace period: it never yields.
     Running,
     /// Alive, but its stack could not be taken; the reason says why.
@@ -310,6 +316,22 @@ impl LeakGroup {
         &self.cause
     }
 
+    /// The source lines at the spawn site, read from the file the compiler
+    /// named (your workspace's, or a dependency's in the cargo registry);
+    /// `None` when it cannot be read. They say what the task runs even when
+    /// its stack is empty ([`TaskState::WaitingUntraced`], `Running`).
+    ///
+    /// ```
+    /// # fn show(group: &taskleak::LeakGroup) {
+    /// if let Some(source) = group.spawn_source() {
+    ///     print!("{source:4}");
+    /// }
+    /// # }
+    /// ```
+    pub fn spawn_source(&self) -> Option<&SourceExcerpt> {
+        self.source.as_deref()
+    }
+
     /// Where the tasks are stuck (empty unless [`TaskState::Waiting`]).
     ///
     /// ```
@@ -333,6 +355,15 @@ pub(crate) struct Survivor {
 
 /// Groups identical survivors, largest group first, then by spawn site.
 pub(crate) fn group(survivors: Vec<Survivor>) -> Vec<LeakGroup> {
+    let root = crate::stack::source_root();
+    let mut sources: HashMap<String, Option<Arc<SourceExcerpt>>> = HashMap::new();
+    let mut source_at = |site: &Option<String>| {
+        let site = site.as_deref()?;
+        sources
+            .entry(site.to_owned())
+            .or_insert_with(|| crate::source::excerpt_at(site, root.as_deref()).map(Arc::new))
+            .clone()
+    };
     let mut index: HashMap<(Option<String>, TaskState, Arc<AsyncStack>), usize> = HashMap::new();
     let mut groups: Vec<LeakGroup> = Vec::new();
     for survivor in survivors {
@@ -351,6 +382,7 @@ pub(crate) fn group(survivors: Vec<Survivor>) -> Vec<LeakGroup> {
                 groups.push(LeakGroup {
                     task_ids: vec![survivor.id],
                     names: survivor.name.into_iter().collect(),
+                    source: source_at(&survivor.spawned_at),
                     spawned_at: survivor.spawned_at,
                     cause: Cause::of(&survivor.state, &survivor.stack),
                     state: survivor.state,
@@ -539,31 +571,75 @@ fn write_group(f: &mut fmt::Formatter<'_>, group: &LeakGroup) -> fmt::Result {
         plural(group.count(), "task")
     )?;
     match &group.state {
+        TaskState::Running => writeln!(f, " — running, never yielded")?,
+        TaskState::StackUnavailable(reason) => writeln!(f, " — stack unavailable: {reason}")?,
+        TaskState::Waiting | TaskState::WaitingUntraced => writeln!(f)?,
+    }
+    if let Some(source) = &group.source {
+        write!(f, "{source:6}")?;
+    }
+    match &group.state {
         TaskState::Waiting => {
-            writeln!(f)?;
             writeln!(f, "    stuck at:")?;
             write!(f, "{}", group.stack)?;
             writeln!(f, "    cause: {}", group.cause)?;
         }
-        TaskState::WaitingOutsideTokio => {
-            writeln!(f, " — waiting on a future outside tokio")?;
+        TaskState::WaitingUntraced => {
+            writeln!(f, "    stuck at: no await point that tokio's task dump can see")?;
+            let seen = group.source.as_deref().and_then(untraced_clue);
             writeln!(
                 f,
-                "    its stack has no tokio await point (e.g. `std::future::pending()` or a"
-            )?;
-            writeln!(
-                f,
-                "    hand-written future), so the task dump cannot show where it waits"
+                "    cause: {}: {}",
+                group.cause,
+                seen.unwrap_or(
+                    "a `TcpListener::accept`, a future inside `FuturesUnordered`/`join_all`,\n           \
+                     or a future from outside tokio such as `std::future::pending()`"
+                )
             )?;
         }
-        TaskState::Running => writeln!(f, " — running, never yielded")?,
-        TaskState::StackUnavailable(reason) => writeln!(f, " — stack unavailable: {reason}")?,
+        TaskState::Running | TaskState::StackUnavailable(_) => {}
     }
     if group.cause != Cause::Unclassified {
         writeln!(f, "    fix:   {}", group.cause.hint())?;
         writeln!(f, "           ({})", group.cause.docs())?;
     }
     Ok(())
+}
+
+/// What the spawned code shows of a wait the dump cannot see, when its
+/// source names one: the waits tokio's dump is known to miss.
+fn untraced_clue(source: &SourceExcerpt) -> Option<&'static str> {
+    const CLUES: &[(&[&str], &str)] = &[
+        (
+            &[".accept("],
+            "the code above calls `accept`, and tokio's `TcpListener::accept` leaves no trace in a dump",
+        ),
+        (
+            &[
+                "FuturesUnordered",
+                "FuturesOrdered",
+                "join_all",
+                "select_all",
+                "buffer_unordered",
+                "buffered(",
+            ],
+            "the code above drives futures through a combinator (`FuturesUnordered`, `join_all`, …), \
+             which the dump does not enter",
+        ),
+        (
+            &["pending()"],
+            "the code above awaits a `pending()` future, which never completes",
+        ),
+    ];
+    let code: Vec<&str> = source
+        .lines()
+        .map(|(_, line)| line.trim_start())
+        .filter(|line| !line.starts_with("//"))
+        .collect();
+    CLUES
+        .iter()
+        .find(|(marks, _)| marks.iter().any(|mark| code.iter().any(|line| line.contains(mark))))
+        .map(|(_, clue)| *clue)
 }
 
 #[cfg(test)]
@@ -705,7 +781,7 @@ mod tests {
       my_crate::cache::Cache::start         src/cache.rs:41:9
       my_crate::cache::Cache::refresh_loop  src/cache.rs:48:9
       tokio::sync::notify::Notified         (tokio)
-    cause: waiting for a Notify that is never notified
+    cause: waiting for a Notify that has not been notified
     fix:   notify on every path, including errors; or wait with a timeout
            (https://docs.rs/taskleak/latest/taskleak/fixes/index.html#notify)
 

@@ -311,7 +311,7 @@ impl Snapshot {
             .into_iter()
             .filter_map(|(id, record)| {
                 let (state, stack) = match stacks.found.get(&id) {
-                    Some(stack) if stack.is_empty() => (TaskState::WaitingOutsideTokio, Arc::default()),
+                    Some(stack) if stack.is_empty() => (TaskState::WaitingUntraced, Arc::default()),
                     Some(stack) => (TaskState::Waiting, Arc::clone(stack)),
                     // It ended while the dumps ran: not a leak after all.
                     None if !registry.is_live(id) => return None,
