@@ -198,8 +198,8 @@ impl Cause {
             Cause::Semaphore => "keep permits as RAII guards; never `forget()` one on an error path",
             Cause::WatchChange | Cause::BroadcastReceive => "drop the sender when done, or select on a shutdown signal",
             Cause::IntervalLoop | Cause::Sleep => {
-                "stop the loop when its owner goes: select! on a shutdown signal, or abort the JoinHandle on \
-                 drop (a loop that checks its owner only at the next tick still outlives the test)"
+                "stop the loop when its owner goes (not at its next tick): select! on a shutdown signal, or \
+                 abort the JoinHandle on drop"
             }
             Cause::JoinHandle => "fix the awaited task first: this one only waits for it",
             Cause::IoRead | Cause::IoWrite => {

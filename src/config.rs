@@ -94,12 +94,13 @@ fn add_rule(options: Options, key: &str, pattern: &str) -> Result<Options, crate
         "ignore_top_function" => options.ignore_top_function(pattern),
         "ignore_any_function" => options.ignore_any_function(pattern),
         "ignore_spawned_at" => options.ignore_spawned_at(pattern),
+        "ignore_dependency" => options.ignore_dependency(pattern),
         _ => options.ignore_thread_name(pattern),
     }
 }
 
 const KEYS: &str = "`max_retries`, `max_sleep`, `ignore_top_function`, `ignore_any_function`, `ignore_spawned_at`, \
-                    `ignore_thread_name`";
+                    `ignore_thread_name`, `ignore_dependency`";
 
 /// Parses the file; an error is its line (from 1) and the problem.
 fn parse(text: &str) -> Result<FileConfig, (usize, String)> {
@@ -152,11 +153,16 @@ fn parse(text: &str) -> Result<FileConfig, (usize, String)> {
                 })?;
                 config.max_sleep = Some(sleep);
             }
-            "ignore_top_function" | "ignore_any_function" | "ignore_spawned_at" | "ignore_thread_name" => {
+            "ignore_top_function"
+            | "ignore_any_function"
+            | "ignore_spawned_at"
+            | "ignore_thread_name"
+            | "ignore_dependency" => {
                 let key: &'static str = match key.as_str() {
                     "ignore_top_function" => "ignore_top_function",
                     "ignore_any_function" => "ignore_any_function",
                     "ignore_spawned_at" => "ignore_spawned_at",
+                    "ignore_dependency" => "ignore_dependency",
                     _ => "ignore_thread_name",
                 };
                 for pattern in strings(value).map_err(|problem| (number, format!("`{key}`: {problem}")))? {

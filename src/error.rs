@@ -22,6 +22,11 @@ pub enum Error {
         /// The regex engine's explanation.
         reason: String,
     },
+    /// `ignore_dependency` was given something that is not a crate name.
+    InvalidCrateName {
+        /// The name as written.
+        name: String,
+    },
     /// A snapshot was requested outside a tokio runtime.
     NoRuntime,
     /// The tracker's hooks are not installed on the runtime being checked,
@@ -55,6 +60,11 @@ impl fmt::Display for Error {
             Error::InvalidRegex { option, pattern, reason } => write!(
                 f,
                 "invalid regex for `{option}`: `{pattern}`: {reason}; fix the pattern (it is a `regex` crate pattern, searched unanchored)"
+            ),
+            Error::InvalidCrateName { name } => write!(
+                f,
+                "`ignore_dependency` takes a crate's name as Cargo.toml spells it (letters, digits, `-`, `_`), \
+                 e.g. \"bb8\", not `{name}`"
             ),
             Error::NoRuntime => f.write_str(
                 "no tokio runtime is running here; take the snapshot inside the runtime being checked (e.g. inside `block_on`)",

@@ -1,5 +1,7 @@
-//! Ignore rules applied to survivors: tasks by spawn site, innermost frame or
-//! any frame; threads by name and by the same frame rules on native stacks.
+//! Ignore rules applied to survivors: tasks by spawn site (its text, or the
+//! crate whose source it is in), innermost frame or any frame; threads by
+//! name, by the crate of their own function, and by the same frame rules on
+//! native stacks.
 
 use crate::options::IgnoreRules;
 use crate::report::Survivor;
@@ -9,7 +11,11 @@ impl IgnoreRules {
     /// Whether a task spawned at `site` is ignored by a spawn-site rule
     /// (decidable before any dump is taken).
     pub(crate) fn ignores_spawn_site(&self, site: Option<&str>) -> bool {
-        site.is_some_and(|site| self.spawned_at.iter().any(|rule| rule.is_match(site)))
+        site.is_some_and(|site| {
+            self.spawned_at.iter().any(|rule| rule.is_match(site))
+                || (!self.dependencies.is_empty()
+                    && crate::source::crate_of_site(site).is_some_and(|name| self.dependencies.contains(&name)))
+        })
     }
 
     /// Whether any rule ignores this survivor.
@@ -33,6 +39,10 @@ impl IgnoreRules {
     /// rules applied to its native stack (top = the call it is blocked in).
     pub(crate) fn ignores_thread(&self, name: &str, stack: &[StackFrame]) -> bool {
         self.ignores_thread_name(name)
+            || stack.first().is_some_and(|own| {
+                let name = own.crate_name().replace('-', "_");
+                self.dependencies.contains(&name)
+            })
             || stack
                 .last()
                 .is_some_and(|top| self.top_function.iter().any(|rule| rule.is_match(top.function())))

@@ -42,6 +42,7 @@
 //! taskleak: 1 task leaked by `handles_request` (still alive after 20 retries over 0.43 s)
 //!
 //!   1 task  spawned at src/cache.rs:41:9  (task id 7)
+//!       41 | tokio::spawn(refresh_loop(notify.clone()));
 //!     stuck at:
 //!       my_crate::cache::Cache::refresh_loop  src/cache.rs:48:31
 //!       tokio::sync::notify::Notified         (tokio)
@@ -107,13 +108,21 @@
 //! | `ignore_any_function = "regex"` | [`Options::ignore_any_function`] | none | yes |
 //! | `ignore_spawned_at = "regex"` | [`Options::ignore_spawned_at`] | none | yes |
 //! | `ignore_thread_name = "regex"` | [`Options::ignore_thread_name`] | none | no |
+//! | `ignore_dependency = "crate"` | [`Options::ignore_dependency`] | none | for tasks |
 //! | `threads = false` | [`Options::check_threads`] | `true` | no |
 //! | `serial = true` | [`Options::serial`] | `false` | no |
 //! | `runtime = "PATH"` (plain tests) | — (a [`SharedRuntime`]) | none | yes |
-//! | `task_names = true` | — (attribute only) | `false` | yes |
 //! | `crate = "path"` | — (attribute only) | `::taskleak` | no |
 //!
 //! An invalid regex or unknown argument is a compile error pointing at it.
+//! Task names are the cargo feature `task-names` (off by default: it turns
+//! on tokio's `tracing` feature, which wraps every task in a span).
+//!
+//! For a `#[test]` in `src/` outside `#[cfg(test)]`, where the dev-dependency
+//! does not exist in a normal build, write
+//! `#[cfg_attr(test, taskleak::verify_no_leaks)]`. Lifetime-generic tests
+//! and `#[tokio::test(flavor = "local")]` (with `spawn_local`) are checked
+//! like any other.
 //!
 //! A `taskleak.toml` beside `Cargo.toml` sets defaults and ignore rules for
 //! every check in the crate (see `docs/options.md`).
@@ -170,16 +179,20 @@
 //! # Limitations
 //!
 //! - Tasks of a `LocalSet` and futures inside `FuturesUnordered` are not
-//!   tokio tasks of the runtime: they are not checked.
+//!   tokio tasks of the runtime: they are not checked as tasks of their own.
+//!   tokio's dump cannot see waits inside such combinators, nor in
+//!   `TcpListener::accept`: those tasks are reported as waiting on what the
+//!   dump cannot see, with the source lines at their spawn site.
 //! - A task that runs without ever yielding is reported as running, with its
 //!   spawn site but no stack (a dump cannot see inside a running poll). On a
 //!   current-thread runtime such a task also holds the thread the check runs
 //!   on; after the grace period plus about 12 s, taskleak prints what it knows
 //!   and exits the test process with code 101 rather than hang.
 //! - Task names (`tokio::task::Builder::name`) reach only tokio's tracing
-//!   span for the task, so taskleak reads them, when asked with
-//!   `task_names = true`, with a tiny tracing subscriber it makes the default
-//!   of the test's threads that have none. Off by default: a global
+//!   span for the task: with the `task-names` feature, taskleak turns on
+//!   tokio's `tracing` feature and reads them with a tiny tracing
+//!   subscriber it makes the default of the test's threads that have none.
+//!   Off by default: every task then runs inside tokio's span, and a global
 //!   subscriber your test installs *after* that (`fmt().try_init()` in the
 //!   body) would not receive events from those threads.
 //! - In count mode (no `tokio_unstable`), a pre-existing task that ends
@@ -213,7 +226,7 @@ mod error;
 mod filter;
 mod isolation;
 mod monitor;
-#[cfg(tokio_unstable)]
+#[cfg(all(tokio_unstable, feature = "task-names"))]
 mod names;
 mod native_stack;
 mod options;
@@ -306,8 +319,8 @@ pub use thread_report::{ThreadGroup, ThreadState};
 /// Arguments: `max_retries = N`, `max_sleep = "100ms"` (units `us`, `ms`,
 /// `s`), any number of `ignore_top_function`, `ignore_any_function`,
 /// `ignore_spawned_at` and `ignore_thread_name` regexes, `threads = false`,
-/// `serial = true`,
-/// `task_names = true`, `crate = "path"`; see the crate docs, "Options".
+/// `serial = true`, any number of `ignore_dependency = "crate"`,
+/// `crate = "path"`; see the crate docs, "Options".
 pub use taskleak_macros::verify_no_leaks;
 
 /// Opts one test out of the check of the module it is in.

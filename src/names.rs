@@ -42,32 +42,19 @@ pub(crate) fn capture_on_this_thread() -> Option<DefaultGuard> {
     unobserved.then(|| dispatcher::set_default(shared()))
 }
 
-/// What the test runtime's threads do about names as they start and stop:
-/// when names are asked for, each makes the name-reading subscriber its
-/// default for its life.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct RuntimeThreadHooks {
-    task_names: bool,
-}
-
 thread_local! {
     static GUARD: RefCell<Option<DefaultGuard>> = const { RefCell::new(None) };
 }
 
-impl RuntimeThreadHooks {
-    pub(crate) fn new(task_names: bool) -> Self {
-        RuntimeThreadHooks { task_names }
-    }
+/// A test runtime's thread, as it starts: the name-reading subscriber is its
+/// default for its life (unless it has one of its own).
+pub(crate) fn on_runtime_thread_start() {
+    let _ = GUARD.try_with(|guard| *guard.borrow_mut() = capture_on_this_thread());
+}
 
-    pub(crate) fn on_start(&self) {
-        if self.task_names {
-            let _ = GUARD.try_with(|guard| *guard.borrow_mut() = capture_on_this_thread());
-        }
-    }
-
-    pub(crate) fn on_stop(&self) {
-        let _ = GUARD.try_with(|guard| guard.borrow_mut().take());
-    }
+/// A test runtime's thread, as it stops.
+pub(crate) fn on_runtime_thread_stop() {
+    let _ = GUARD.try_with(|guard| guard.borrow_mut().take());
 }
 
 fn shared() -> &'static Dispatch {

@@ -168,6 +168,36 @@ impl Options {
         Ok(self)
     }
 
+    /// Ignores everything the crate `name` spawns: tasks whose spawn site is
+    /// in that crate's source (its package, wherever cargo has it: the
+    /// registry, a git checkout, a path), and threads whose own function
+    /// (the outermost frame of their stack) is that crate's. For a
+    /// dependency's lingering background work — a pool's reaper, a client's
+    /// connection task — that you do not own and cannot stop. `-` and `_`
+    /// are the same (`"lingering-pool"` is the crate `lingering_pool`).
+    ///
+    /// Tasks need `--cfg tokio_unstable` (spawn sites); threads do not.
+    ///
+    /// ```
+    /// let options = taskleak::Options::new().ignore_dependency("bb8")?;
+    /// # Ok::<(), taskleak::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidCrateName`] when `name` is not a crate name.
+    pub fn ignore_dependency(mut self, name: &str) -> Result<Self, Error> {
+        let valid = !name.is_empty()
+            && name
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
+        if !valid {
+            return Err(Error::InvalidCrateName { name: name.to_owned() });
+        }
+        self.ignore.dependencies.push(name.replace('-', "_"));
+        Ok(self)
+    }
+
     /// Ignores a leaked thread whose name matches `regex`. The name is the
     /// kernel's: at most 15 bytes of the name given to
     /// `std::thread::Builder::name` (so `"my-background-poller"` is seen as
@@ -277,6 +307,8 @@ pub(crate) struct IgnoreRules {
     pub(crate) any_function: Vec<Regex>,
     pub(crate) spawned_at: Vec<Regex>,
     pub(crate) thread_name: Vec<Regex>,
+    /// Crate names, `-` written `_`.
+    pub(crate) dependencies: Vec<String>,
 }
 
 impl IgnoreRules {
@@ -285,6 +317,13 @@ impl IgnoreRules {
             && self.any_function.is_empty()
             && self.spawned_at.is_empty()
             && self.thread_name.is_empty()
+            && self.dependencies.is_empty()
+    }
+
+    /// Whether any rule needs a task's spawn site to decide (those are
+    /// decided before any dump is taken).
+    pub(crate) fn by_spawn_site(&self) -> bool {
+        !self.spawned_at.is_empty() || !self.dependencies.is_empty()
     }
 
     /// Whether any rule needs a task's stack (and so a task dump) to decide.
@@ -301,6 +340,7 @@ impl fmt::Debug for IgnoreRules {
             .field("any_function", &patterns(&self.any_function))
             .field("spawned_at", &patterns(&self.spawned_at))
             .field("thread_name", &patterns(&self.thread_name))
+            .field("dependencies", &self.dependencies)
             .finish()
     }
 }

@@ -35,6 +35,48 @@ pub enum Flavor {
     CurrentThread,
     /// `flavor = "multi_thread"`.
     MultiThread,
+    /// `flavor = "local"`: a `LocalRuntime`, where `spawn_local` works.
+    Local,
+}
+
+/// The runtime a tokio test runs on: a `Runtime`, or a `LocalRuntime` for
+/// `flavor = "local"`.
+enum TestRuntime {
+    Runtime(tokio::runtime::Runtime),
+    Local(tokio::runtime::LocalRuntime),
+}
+
+impl TestRuntime {
+    #[track_caller]
+    fn build(builder: &mut tokio::runtime::Builder, flavor: Flavor) -> Self {
+        builder.enable_all();
+        let built = match flavor {
+            Flavor::Local => builder.build_local(Default::default()).map(TestRuntime::Local),
+            Flavor::CurrentThread | Flavor::MultiThread => builder.build().map(TestRuntime::Runtime),
+        };
+        built.unwrap_or_else(|error| panic!("taskleak: failed building the test's tokio runtime: {error}"))
+    }
+
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        match self {
+            TestRuntime::Runtime(runtime) => runtime.block_on(future),
+            TestRuntime::Local(runtime) => runtime.block_on(future),
+        }
+    }
+
+    fn shutdown_background(self) {
+        match self {
+            TestRuntime::Runtime(runtime) => runtime.shutdown_background(),
+            TestRuntime::Local(runtime) => runtime.shutdown_background(),
+        }
+    }
+
+    fn shutdown_timeout(self, limit: Duration) {
+        match self {
+            TestRuntime::Runtime(runtime) => runtime.shutdown_timeout(limit),
+            TestRuntime::Local(runtime) => runtime.shutdown_timeout(limit),
+        }
+    }
 }
 
 /// The attribute's arguments, as literals the macro validated.
@@ -48,8 +90,6 @@ pub struct TestSpec {
     pub flavor: Flavor,
     /// Whether the test has `#[should_panic]`: a leak must not satisfy it.
     pub should_panic: bool,
-    /// `task_names = true`.
-    pub task_names: bool,
     /// `max_retries = N`.
     pub max_retries: Option<u32>,
     /// `max_sleep = "…"`.
@@ -62,6 +102,8 @@ pub struct TestSpec {
     pub ignore_spawned_at: &'static [&'static str],
     /// `ignore_thread_name = "…"`, each.
     pub ignore_thread_name: &'static [&'static str],
+    /// `ignore_dependency = "…"`, each.
+    pub ignore_dependency: &'static [&'static str],
     /// `threads = false` turns thread checks off.
     pub check_threads: bool,
     /// `serial = true`: take turns with other serial thread-checked tests.
@@ -98,6 +140,9 @@ impl TestSpec {
         }
         for rule in self.ignore_thread_name {
             options = options.ignore_thread_name(rule)?;
+        }
+        for name in self.ignore_dependency {
+            options = options.ignore_dependency(name)?;
         }
         Ok(options.check_threads(self.check_threads).serial(self.serial))
     }
@@ -163,18 +208,18 @@ pub fn run_tokio_test<T>(
     let options = settings.apply(spec.options().unwrap_or_else(|error| panic!("taskleak: {error}")));
     let test = spec.test_path();
     let mut builder = match spec.flavor {
-        Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+        Flavor::CurrentThread | Flavor::Local => tokio::runtime::Builder::new_current_thread(),
         Flavor::MultiThread => tokio::runtime::Builder::new_multi_thread(),
     };
     configure(&mut builder);
     if settings.mode == Mode::Off {
         // Exactly what `#[tokio::test]` would have done.
-        return build(&mut builder).block_on(body);
+        return TestRuntime::build(&mut builder, spec.flavor).block_on(body);
     }
     let tracker = Tracker::new();
     tracker.install(&mut builder);
-    #[cfg(tokio_unstable)]
-    let _names = spec.task_names.then(crate::names::capture_on_this_thread);
+    #[cfg(all(tokio_unstable, feature = "task-names"))]
+    let _names = crate::names::capture_on_this_thread();
     let threads = options
         .checks_threads()
         .then(|| ThreadSnapshot::begin(&test, options.is_serial()))
@@ -182,8 +227,8 @@ pub fn run_tokio_test<T>(
     let runtime_threads = RuntimeThreads::default();
     let tag = threads.as_ref().and_then(ThreadSnapshot::tag).map(str::to_owned);
     // `#[tokio::test]` has no thread hooks of its own to preserve.
-    runtime_thread_hooks(&mut builder, &runtime_threads, spec.task_names, tag);
-    let runtime = build(&mut builder);
+    runtime_thread_hooks(&mut builder, &runtime_threads, tag);
+    let runtime = TestRuntime::build(&mut builder, spec.flavor);
 
     let (outcome, report) = runtime.block_on(async {
         // The tracker is ours and installed: no need for the probe spawn
@@ -329,29 +374,20 @@ impl SharedTasks {
 
 /// Records the runtime's threads as they start, gives them the test's
 /// kernel name (`tag`: threads they start without a name inherit it; Rust's
-/// name for them, in panic messages, stays tokio's), and has them read task
-/// names when asked.
-fn runtime_thread_hooks(
-    builder: &mut tokio::runtime::Builder,
-    threads: &RuntimeThreads,
-    task_names: bool,
-    tag: Option<String>,
-) {
+/// name for them, in panic messages, stays tokio's), and, with feature
+/// `task-names`, has them read task names.
+fn runtime_thread_hooks(builder: &mut tokio::runtime::Builder, threads: &RuntimeThreads, tag: Option<String>) {
     let threads = threads.clone();
-    #[cfg(tokio_unstable)]
-    let hooks = crate::names::RuntimeThreadHooks::new(task_names);
-    #[cfg(not(tokio_unstable))]
-    let _ = task_names;
     builder.on_thread_start(move || {
         threads.record_current();
         if let Some(tag) = &tag {
             let _ = crate::proc_threads::set_current_name(tag);
         }
-        #[cfg(tokio_unstable)]
-        hooks.on_start();
+        #[cfg(all(tokio_unstable, feature = "task-names"))]
+        crate::names::on_runtime_thread_start();
     });
-    #[cfg(tokio_unstable)]
-    builder.on_thread_stop(move || hooks.on_stop());
+    #[cfg(all(tokio_unstable, feature = "task-names"))]
+    builder.on_thread_stop(crate::names::on_runtime_thread_stop);
 }
 
 /// Adds what the thread check found to the task report, or makes a report
@@ -369,14 +405,6 @@ fn with_threads(report: Option<LeakReport>, threads: Option<ThreadSection>, test
         None if found => Some(LeakReport::of_threads(test, threads)),
         None => None,
     }
-}
-
-#[track_caller]
-fn build(builder: &mut tokio::runtime::Builder) -> tokio::runtime::Runtime {
-    builder
-        .enable_all()
-        .build()
-        .unwrap_or_else(|error| panic!("taskleak: failed building the test's tokio runtime: {error}"))
 }
 
 /// The test's verdict: its own panic or error first, the leak report after;

@@ -218,9 +218,9 @@ impl Registry {
 
     #[cfg_attr(not(tokio_unstable), allow(dead_code))]
     fn task_spawned(&self, id: u64, spawned_at: &'static Location<'static>) {
-        #[cfg(tokio_unstable)]
+        #[cfg(all(tokio_unstable, feature = "task-names"))]
         let name = crate::names::take(id);
-        #[cfg(not(tokio_unstable))]
+        #[cfg(not(all(tokio_unstable, feature = "task-names")))]
         let name = None;
         // The spawner: the task being polled on this thread, if any.
         #[cfg(tokio_unstable)]

@@ -499,8 +499,13 @@ impl fmt::Display for LeakReport {
             )?;
             writeln!(
                 f,
-                "  tasks. For ids, spawn sites and stacks, add to `.cargo/config.toml`:"
+                "  tasks. For ids, spawn sites, stacks and ignore rules, with no change to your"
             )?;
+            writeln!(
+                f,
+                "  configuration, run `cargo taskleak` (it builds the tests with the cfg in a"
+            )?;
+            writeln!(f, "  target directory of its own); or add to `.cargo/config.toml`:")?;
             writeln!(f)?;
             for line in ENABLE_FULL_REPORTS.lines() {
                 writeln!(f, "      {line}")?;
@@ -627,7 +632,7 @@ fn untraced_clue(source: &SourceExcerpt) -> Option<&'static str> {
              which the dump does not enter",
         ),
         (
-            &["pending()"],
+            &["pending()", "pending::<"],
             "the code above awaits a `pending()` future, which never completes",
         ),
     ];

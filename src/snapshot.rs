@@ -174,7 +174,9 @@ impl Snapshot {
         let mut notes = Vec::new();
         if !options.ignore.is_empty() {
             notes.push(
-                "ignore rules need `--cfg tokio_unstable` (they match spawn sites and stacks); none was applied"
+                "ignore rules need `--cfg tokio_unstable` (they match spawn sites and stacks); none was applied \
+                 to these tasks. `cargo taskleak` builds the tests with it, in a target directory of its own, and \
+                 applies them"
                     .to_owned(),
             );
         }
@@ -267,7 +269,7 @@ impl Snapshot {
             options,
             || {
                 let mut fresh = self.fresh();
-                if !options.ignore.spawned_at.is_empty() {
+                if options.ignore.by_spawn_site() {
                     fresh
                         .retain(|(_, record)| !options.ignore.ignores_spawn_site(Some(&record.spawned_at.to_string())));
                 }

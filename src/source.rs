@@ -5,8 +5,10 @@
 //! future inside `FuturesUnordered`): the spawned code itself then says
 //! what the task does, so every leaked task's report quotes it.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// The most lines an excerpt shows: the spawn call's first lines are what
 /// says what the task does; the rest of a long body is in the file.
@@ -91,6 +93,59 @@ pub(crate) fn excerpt_at(site: &str, root: Option<&str>) -> Option<SourceExcerpt
     excerpt_of(&text, line)
 }
 
+/// The crate whose source holds the spawn site `site`, `-` written `_`: the
+/// package of the nearest `Cargo.toml` above the file (in the workspace,
+/// the cargo registry, a git checkout or a path dependency alike). Known
+/// once per file per process: the settle loop asks on every re-check.
+pub(crate) fn crate_of_site(site: &str) -> Option<String> {
+    static PACKAGES: OnceLock<Mutex<HashMap<String, Option<String>>>> = OnceLock::new();
+    let (file, _) = split_site(site)?;
+    let packages = PACKAGES.get_or_init(Mutex::default);
+    if let Some(known) = packages.lock().unwrap_or_else(PoisonError::into_inner).get(file) {
+        return known.clone();
+    }
+    let path = Path::new(file);
+    let root = crate::stack::source_root();
+    let absolute = match root {
+        Some(root) if path.is_relative() => Path::new(&root).join(path),
+        _ => path.to_path_buf(),
+    };
+    let found = absolute
+        .ancestors()
+        .skip(1)
+        .find_map(|dir| {
+            std::fs::read_to_string(dir.join("Cargo.toml"))
+                .ok()
+                .and_then(|manifest| package_name(&manifest))
+        })
+        .map(|name| name.replace('-', "_"));
+    packages
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(file.to_owned(), found.clone());
+    found
+}
+
+/// `name = "…"` of a manifest's `[package]` table; `None` for a manifest
+/// with no package (a virtual workspace's), so the search goes on up.
+fn package_name(manifest: &str) -> Option<String> {
+    let mut in_package = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        if in_package && key.trim() == "name" {
+            let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
+            return (!value.is_empty()).then(|| value.to_owned());
+        }
+    }
+    None
+}
+
 /// `src/a.rs:12:9` into `("src/a.rs", 12)`; the path may hold colons.
 fn split_site(site: &str) -> Option<(&str, u32)> {
     let (rest, column) = site.rsplit_once(':')?;
@@ -101,7 +156,8 @@ fn split_site(site: &str) -> Option<(&str, u32)> {
 
 /// The spawn call's line (`line`, from 1) and the lines of what it spawns:
 /// those indented deeper than it, and the closing line at its own depth
-/// (`});`) — rustfmt's layout of a call whose arguments span lines.
+/// (`});`) — rustfmt's layout of a call whose arguments span lines. A call
+/// that ends on its own line (`…;`) is that line alone.
 fn excerpt_of(text: &str, line: u32) -> Option<SourceExcerpt> {
     let index = usize::try_from(line).ok()?.checked_sub(1)?;
     let mut rest = text.lines().skip(index);
@@ -109,10 +165,11 @@ fn excerpt_of(text: &str, line: u32) -> Option<SourceExcerpt> {
     let depth = indentation(first);
     let mut lines = vec![first.to_owned()];
     let mut truncated = false;
-    for next in rest {
+    let ends_here = first.trim_end().ends_with(';');
+    for next in rest.take_while(|_| !ends_here) {
         let blank = next.trim().is_empty();
         let deeper = blank || indentation(next) > depth;
-        let closing = !deeper && next.trim_start().starts_with([')', '}', ']']);
+        let closing = !deeper && indentation(next) == depth && next.trim_start().starts_with([')', '}', ']']);
         if !deeper && !closing {
             break;
         }
@@ -219,6 +276,14 @@ fn start(listener: TcpListener) {
     }
 
     #[test]
+    fn a_spawn_ending_its_block_stops_before_the_block_closes() {
+        let text = "fn leak() {\n    tokio::spawn(std::future::pending::<()>());\n}\n";
+        assert_eq!(excerpt_of(text, 2).expect("line 2 exists").lines().count(), 1);
+        let text = "fn leak() {\n    tokio::spawn(std::future::pending::<()>())\n}\n";
+        assert_eq!(excerpt_of(text, 2).expect("line 2 exists").lines().count(), 1);
+    }
+
+    #[test]
     fn a_long_body_is_cut_and_says_so() {
         let body: String = (0..20).map(|n| format!("        step({n});\n")).collect();
         let text = format!("    tokio::spawn(async move {{\n{body}    }});\n");
@@ -235,6 +300,20 @@ fn start(listener: TcpListener) {
         assert_eq!(split_site("src/a.rs"), None);
         assert_eq!(excerpt_of(SERVER, 0), None);
         assert_eq!(excerpt_of(SERVER, 99), None);
+    }
+
+    #[test]
+    fn a_site_belongs_to_the_package_of_the_nearest_manifest() {
+        assert_eq!(crate_of_site(&format!("{}:1:1", file!())).as_deref(), Some("taskleak"));
+        assert_eq!(
+            crate_of_site("leak-macros/src/entry.rs:1:1").as_deref(),
+            Some("taskleak_macros")
+        );
+        assert_eq!(
+            package_name("[workspace]\nmembers = []\n[package]\nversion = \"1\"\nname = 'my-pool'\n").as_deref(),
+            Some("my-pool")
+        );
+        assert_eq!(package_name("[workspace]\nname = \"not-a-package\"\n"), None);
     }
 
     #[test]

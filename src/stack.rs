@@ -51,6 +51,12 @@ impl StackFrame {
     pub fn dependency(&self) -> Option<&str> {
         self.dependency.as_deref()
     }
+
+    /// The crate the frame's code is in: its dependency, or the first
+    /// segment of its function's path.
+    pub(crate) fn crate_name(&self) -> &str {
+        self.dependency.as_deref().unwrap_or_else(|| crate_of(&self.function))
+    }
 }
 
 /// Where a task is stuck: one chain of frames per tokio await point it is

@@ -576,8 +576,9 @@ impl TaskGroup {
 
     /// Where the tasks wait; `None` when the dump has no stack for them
     /// (no `--cfg tokio_unstable`, or they were running during the dump).
-    /// An empty stack means they wait on a future tokio does not trace
-    /// (one from outside tokio, or a few of tokio's own, such as accept).
+    /// An empty stack means they wait on something tokio's dump cannot see:
+    /// a `TcpListener::accept`, a future inside `FuturesUnordered` or
+    /// `join_all`, or a future from outside tokio.
     ///
     /// ```
     /// # fn show(group: &taskleak::TaskGroup) {
@@ -634,7 +635,8 @@ impl fmt::Display for TaskGroup {
         match &self.stack {
             Some(stack) if stack.is_empty() => writeln!(
                 f,
-                "      (no await point in the trace: waiting on a future tokio does not trace)"
+                "      (no await point in the trace: waiting on something tokio's dump cannot see — an accept, \
+                 a future inside FuturesUnordered/join_all, or a future from outside tokio)"
             )?,
             Some(stack) => write!(f, "{stack}")?,
             None => {}

@@ -9,14 +9,13 @@ use syn::spanned::Spanned;
 use syn::{Attribute, Expr, ItemFn, Lit, LitStr, MetaNameValue, Token};
 
 const OPTIONS: &str = "`max_retries`, `max_sleep`, `ignore_top_function`, `ignore_any_function`, `ignore_spawned_at`, \
-                       `ignore_thread_name`, `threads`, `serial`, `runtime`, `task_names`, `crate`";
+                       `ignore_thread_name`, `ignore_dependency`, `threads`, `serial`, `runtime`, `crate`";
 
 /// The attribute's own arguments.
 #[derive(Default)]
 pub(crate) struct Config {
     /// `crate = "path"`: where taskleak is, when renamed in Cargo.toml.
     krate: Option<syn::Path>,
-    task_names: Option<(bool, Span)>,
     threads: Option<(bool, Span)>,
     serial: Option<(bool, Span)>,
     /// `runtime = "PATH"`: a shared runtime (plain tests only).
@@ -27,6 +26,7 @@ pub(crate) struct Config {
     ignore_any_function: Vec<LitStr>,
     ignore_spawned_at: Vec<LitStr>,
     ignore_thread_name: Vec<LitStr>,
+    ignore_dependency: Vec<LitStr>,
 }
 
 /// What kind of test the attribute is on.
@@ -40,9 +40,18 @@ enum TestKind {
     Cases,
 }
 
+/// `#[tokio::test(flavor = …)]`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    CurrentThread,
+    MultiThread,
+    /// A `LocalRuntime`.
+    Local,
+}
+
 /// The `#[tokio::test(…)]` arguments taskleak applies to its own runtime.
 struct RuntimeConfig {
-    multi_thread: bool,
+    flavor: Flavor,
     /// Builder calls, e.g. `builder.worker_threads(2);`.
     builder_calls: Vec<TokenStream>,
 }
@@ -202,7 +211,31 @@ pub(crate) fn parse_config(args: TokenStream) -> syn::Result<Config> {
                     _ => config.ignore_spawned_at.push(pattern),
                 }
             }
-            "task_names" | "threads" | "serial" => {
+            "ignore_dependency" => {
+                let name = string_literal(&pair.value, &key, "\"bb8\"")?;
+                let value = name.value();
+                let valid = !value.is_empty()
+                    && value
+                        .bytes()
+                        .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
+                if !valid {
+                    return Err(syn::Error::new_spanned(
+                        &name,
+                        "`ignore_dependency` takes a crate's name as Cargo.toml spells it, e.g. \"bb8\": \
+                         everything that crate spawns is ignored",
+                    ));
+                }
+                config.ignore_dependency.push(name);
+            }
+            "task_names" => {
+                return Err(syn::Error::new_spanned(
+                    &pair.path,
+                    "`task_names` is now taskleak's cargo feature `task-names`: with it on, every report names \
+                     its tasks; remove this option and add `features = [\"task-names\"]` to the taskleak \
+                     dependency (it turns on tokio's `tracing` feature, which wraps every task in a span)",
+                ));
+            }
+            "threads" | "serial" => {
                 let Some(Lit::Bool(flag)) = literal(&pair.value) else {
                     return Err(syn::Error::new_spanned(
                         &pair.value,
@@ -211,8 +244,7 @@ pub(crate) fn parse_config(args: TokenStream) -> syn::Result<Config> {
                 };
                 let slot = match key.as_str() {
                     "threads" => &mut config.threads,
-                    "serial" => &mut config.serial,
-                    _ => &mut config.task_names,
+                    _ => &mut config.serial,
                 };
                 set_once(slot, (flag.value, pair.path.span()), &pair.path)?;
             }
@@ -250,12 +282,6 @@ impl Config {
     /// A plain `#[test]` has threads to check, and tasks only on a shared
     /// runtime.
     fn check_plain_test(&self) -> syn::Result<()> {
-        if let Some((_, span)) = self.task_names {
-            return Err(syn::Error::new(
-                span,
-                "`task_names` names the tasks of a `#[tokio::test]`'s runtime; a plain `#[test]` has none",
-            ));
-        }
         if let (Some((false, span)), None) = (self.threads, &self.runtime) {
             return Err(syn::Error::new(
                 span,
@@ -434,7 +460,7 @@ fn split_test_attribute(input: &ItemFn) -> syn::Result<(TestAttribute<'_>, Vec<&
 
 fn parse_tokio_test(attr: &Attribute, krate: &TokenStream) -> syn::Result<RuntimeConfig> {
     let mut config = RuntimeConfig {
-        multi_thread: false,
+        flavor: Flavor::CurrentThread,
         builder_calls: Vec::new(),
     };
     let pairs = match &attr.meta {
@@ -454,22 +480,19 @@ fn parse_tokio_test(attr: &Attribute, krate: &TokenStream) -> syn::Result<Runtim
         let key = pair.path.get_ident().map(ToString::to_string).unwrap_or_default();
         let value = &pair.value;
         match key.as_str() {
-            "flavor" => match literal(value) {
-                Some(Lit::Str(text)) if text.value() == "multi_thread" => config.multi_thread = true,
-                Some(Lit::Str(text)) if text.value() == "current_thread" => config.multi_thread = false,
-                Some(Lit::Str(text)) if text.value() == "local" => {
-                    return Err(syn::Error::new_spanned(
-                        value,
-                        "taskleak does not support `flavor = \"local\"` yet; use `current_thread` or `multi_thread`",
-                    ));
+            "flavor" => {
+                config.flavor = match literal(value) {
+                    Some(Lit::Str(text)) if text.value() == "multi_thread" => Flavor::MultiThread,
+                    Some(Lit::Str(text)) if text.value() == "current_thread" => Flavor::CurrentThread,
+                    Some(Lit::Str(text)) if text.value() == "local" => Flavor::Local,
+                    _ => {
+                        return Err(syn::Error::new_spanned(
+                            value,
+                            "`flavor` must be \"current_thread\", \"multi_thread\" or \"local\"",
+                        ));
+                    }
                 }
-                _ => {
-                    return Err(syn::Error::new_spanned(
-                        value,
-                        "`flavor` must be \"current_thread\" or \"multi_thread\"",
-                    ));
-                }
-            },
+            }
             "worker_threads" => {
                 worker_threads = Some(pair.path.span());
                 config
@@ -513,7 +536,8 @@ fn parse_tokio_test(attr: &Attribute, krate: &TokenStream) -> syn::Result<Runtim
             }
         }
     }
-    match (config.multi_thread, worker_threads, start_paused) {
+    let multi_thread = config.flavor == Flavor::MultiThread;
+    match (multi_thread, worker_threads, start_paused) {
         (false, Some(span), _) => Err(syn::Error::new(
             span,
             "the `worker_threads` option requires the `multi_thread` runtime flavor: add `flavor = \"multi_thread\"`",
@@ -526,6 +550,10 @@ fn parse_tokio_test(attr: &Attribute, krate: &TokenStream) -> syn::Result<Runtim
     }
 }
 
+/// What libtest refuses, refused here with the same rule and a span:
+/// arguments, and generic parameters other than lifetimes (libtest calls a
+/// test with no type or const arguments; a lifetime it can leave to the
+/// compiler, as in `fn traits<'a>()`).
 fn check_signature(input: &ItemFn) -> syn::Result<()> {
     if !input.sig.inputs.is_empty() {
         return Err(syn::Error::new_spanned(
@@ -533,10 +561,17 @@ fn check_signature(input: &ItemFn) -> syn::Result<()> {
             "a test function takes no arguments",
         ));
     }
-    if !input.sig.generics.params.is_empty() {
+    let not_a_lifetime = input
+        .sig
+        .generics
+        .params
+        .iter()
+        .find(|param| !matches!(param, syn::GenericParam::Lifetime(_)));
+    if let Some(param) = not_a_lifetime {
         return Err(syn::Error::new_spanned(
-            &input.sig.generics,
-            "a test function cannot be generic",
+            param,
+            "a test function cannot have type or const parameters (libtest calls it with none); \
+             lifetime parameters are fine",
         ));
     }
     Ok(())
@@ -557,7 +592,6 @@ fn generate(input: &ItemFn, attrs: Vec<&Attribute>, config: &Config, kind: &Test
         .into_iter()
         .partition(|attr| matches!(attr.style, syn::AttrStyle::Inner(_)));
     let should_panic = outer_attrs.iter().any(|attr| attr.path().is_ident("should_panic"));
-    let task_names = config.task_names.is_some_and(|(names, _)| names);
     let check_threads = config.threads.is_none_or(|(threads, _)| threads);
     let serial = config.serial.is_some_and(|(serial, _)| serial);
     let shared_runtime = match &config.runtime {
@@ -565,7 +599,13 @@ fn generate(input: &ItemFn, attrs: Vec<&Attribute>, config: &Config, kind: &Test
         None => quote!(::core::option::Option::None),
     };
     let flavor = match kind {
-        TestKind::Tokio(RuntimeConfig { multi_thread: true, .. }) => quote!(MultiThread),
+        TestKind::Tokio(RuntimeConfig {
+            flavor: Flavor::MultiThread,
+            ..
+        }) => quote!(MultiThread),
+        TestKind::Tokio(RuntimeConfig {
+            flavor: Flavor::Local, ..
+        }) => quote!(Local),
         _ => quote!(CurrentThread),
     };
     let option = |value: Option<TokenStream>| match value {
@@ -582,19 +622,20 @@ fn generate(input: &ItemFn, attrs: Vec<&Attribute>, config: &Config, kind: &Test
     let ignore_any_function = &config.ignore_any_function;
     let ignore_spawned_at = &config.ignore_spawned_at;
     let ignore_thread_name = &config.ignore_thread_name;
+    let ignore_dependency = &config.ignore_dependency;
     let spec = quote! {
         #krate::__private::TestSpec {
             module: ::core::module_path!(),
             name: #name,
             flavor: #krate::__private::Flavor::#flavor,
             should_panic: #should_panic,
-            task_names: #task_names,
             max_retries: #max_retries,
             max_sleep: #max_sleep,
             ignore_top_function: &[#(#ignore_top_function),*],
             ignore_any_function: &[#(#ignore_any_function),*],
             ignore_spawned_at: &[#(#ignore_spawned_at),*],
             ignore_thread_name: &[#(#ignore_thread_name),*],
+            ignore_dependency: &[#(#ignore_dependency),*],
             check_threads: #check_threads,
             serial: #serial,
             shared_runtime: #shared_runtime,

@@ -16,6 +16,7 @@ const LISTS: &[&str] = &[
     "ignore_any_function",
     "ignore_spawned_at",
     "ignore_thread_name",
+    "ignore_dependency",
 ];
 
 type Args = Punctuated<MetaNameValue, Token![,]>;
@@ -81,9 +82,8 @@ fn rewrite(items: &mut [Item], args: &Args, krate: &TokenStream) -> syn::Result<
                     // `#[tokio::test]` has a runtime of its own.
                     merged = merged.into_iter().filter(|pair| !is_key(pair, "runtime")).collect();
                 } else {
-                    // Task names are a tokio test's; and a plain test with
-                    // no threads and no shared runtime has nothing to check.
-                    merged = merged.into_iter().filter(|pair| !is_key(pair, "task_names")).collect();
+                    // A plain test with no threads and no shared runtime
+                    // has nothing to check.
                     let no_threads = merged
                         .iter()
                         .any(|pair| is_key(pair, "threads") && pair.value.to_token_stream().to_string() == "false");

@@ -1,9 +1,5 @@
 // A plain `#[test]` is checked for threads only.
 
-#[taskleak::verify_no_leaks(task_names = true)]
-#[test]
-fn names_tasks_it_has_none_of() {}
-
 #[taskleak::verify_no_leaks(threads = false)]
 #[test]
 fn checks_nothing() {}
