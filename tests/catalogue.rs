@@ -601,7 +601,7 @@ fn a_loop_that_exits_late_is_not_said_to_have_no_exit() {
             "{output}"
         );
         assert!(!output.contains("no exit"), "{output}");
-        assert!(output.contains("outlives the test"), "{output}");
+        assert!(output.contains("not at its next tick"), "{output}");
     }
 }
 
