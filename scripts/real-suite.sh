@@ -167,9 +167,14 @@ failed_tests() {
     ' "$1" | sort -u
 }
 
-# `passed failed ignored`, summed over the log's `test result:` lines.
+# `passed failed ignored`, summed over the log's `test result:` lines, and
+# the test binaries' own time (their `finished in`, doc-tests left out: they
+# are the same in both copies and mostly compile time).
 counts() {
     awk '
+        /^ *Doc-tests / { doc = 1 }
+        /^ *Running / { doc = 0 }
+        /^test result: / && !doc { t += $NF }
         /^test result: / {
             for (i = 1; i <= NF; i++) {
                 if ($(i + 1) ~ /^passed;?$/) p += $i
@@ -177,7 +182,7 @@ counts() {
                 if ($(i + 1) ~ /^ignored;?$/) g += $i
             }
         }
-        END { printf "%d passed, %d failed, %d ignored", p, f, g }
+        END { printf "%d passed, %d failed, %d ignored; binaries %.1f s", p, f, g, t }
     ' "$1"
 }
 
