@@ -6,6 +6,7 @@ pub(crate) const USAGE: &str = "\
 Run the tests with taskleak's leak checks on, and report every leak in one summary.
 
 Usage: cargo taskleak [OPTIONS] [-- <ARGS>...]
+       cargo taskleak adopt [PATH] [--dry-run] [--taskleak-path <DIR>]   mark every test of a crate (see adopt --help)
 
 Options:
       --nextest                run the tests with `cargo nextest run` instead of `cargo test`

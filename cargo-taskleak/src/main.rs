@@ -4,6 +4,7 @@
 //! and, with a baseline, fails only on new leaks. See
 //! `docs/cargo-taskleak.md`.
 
+mod adopt;
 mod args;
 mod baseline;
 mod json;
@@ -38,7 +39,12 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<u8, String> {
-    let args = args::parse(std::env::args().skip(1))?;
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo taskleak adopt …` is a subcommand of its own.
+    if let Some(rest) = adopt::subcommand(&argv) {
+        return adopt::run(rest);
+    }
+    let args = args::parse(argv)?;
     if args.help {
         println!("{}", args::USAGE);
         return Ok(CLEAN);
