@@ -94,10 +94,6 @@ pub(crate) fn unsupported_tokio_args(attr: &Attribute) -> Option<String> {
                 TOKIO_TEST_ARGS.join(", ")
             ));
         }
-        let local = matches!(&pair.value, syn::Expr::Lit(expr) if matches!(&expr.lit, syn::Lit::Str(text) if text.value() == "local"));
-        if key == "flavor" && local {
-            return Some("taskleak does not support `flavor = \"local\"` yet".to_owned());
-        }
     }
     None
 }
@@ -198,8 +194,7 @@ mod tests {
         assert_eq!(unsupported_tokio_args(&attr("#[tokio::test]")), None);
         let supported = attr("#[tokio::test(flavor = \"multi_thread\", worker_threads = 2)]");
         assert_eq!(unsupported_tokio_args(&supported), None);
-        let local = unsupported_tokio_args(&attr("#[tokio::test(flavor = \"local\")]")).expect("refused");
-        assert!(local.contains("local"), "{local}");
+        assert_eq!(unsupported_tokio_args(&attr("#[tokio::test(flavor = \"local\")]")), None);
         let unknown = unsupported_tokio_args(&attr("#[tokio::test(rng_seed = 1)]")).expect("refused");
         assert!(unknown.contains("`rng_seed`"), "{unknown}");
     }

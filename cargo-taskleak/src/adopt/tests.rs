@@ -227,6 +227,12 @@ async fn hidden() {}
 #[tokio::test(flavor = "local")]
 async fn local() {}
 
+#[test]
+fn generic_over_a_lifetime<'a>() {}
+
+#[test]
+fn generic_over_a_type<T>() {}
+
 #[test_case(0 => panics "zero")]
 fn panicking_cases(n: u32) {}
 
@@ -256,7 +262,7 @@ async fn rstest_sharing_a_line() {}
         ("macro_rules! tests", 2, "macro_rules!"),
         ("other_framework", 1, "`#[test_log::test]` is another framework's"),
         ("hidden", 1, "behind `cfg_attr(…)`"),
-        ("local", 1, "flavor = \"local\""),
+        ("generic_over_a_type", 1, "type or const parameters"),
         ("panicking_cases", 1, "expect a panic"),
         ("cfg_if::cfg_if!", 1, "macro invocation"),
         ("after_code", 1, "other code before"),
@@ -267,6 +273,15 @@ async fn rstest_sharing_a_line() {}
         assert_eq!((*name, *count), (want_name, want_count));
         assert!(reason.contains(want_reason), "{name}: {reason}");
     }
+    // What libtest accepts, taskleak checks.
+    assert!(
+        text.contains("#[taskleak::verify_no_leaks]\n#[tokio::test(flavor = \"local\")]\nasync fn local()"),
+        "{text}"
+    );
+    assert!(
+        text.contains("#[taskleak::verify_no_leaks]\n#[test]\nfn generic_over_a_lifetime<'a>()"),
+        "{text}"
+    );
     // A test on one line with its attribute gets a line above it.
     assert!(
         text.contains("#[taskleak::verify_no_leaks]\n#[test] fn same_line() {}"),
