@@ -11,13 +11,18 @@
 #    Each copy is made a workspace of its own; both use one Cargo.lock.
 # 2. For both copies, builds and runs `cargo test` twice: stable, and with
 #    RUSTFLAGS="--cfg tokio_unstable" (each mode its own target directory).
+#    A crate's rules in scripts/real-suite-configs/NAME.toml, if any, become
+#    the checked copy's taskleak.toml.
 # 3. Runs `cargo taskleak --json … --junit …` on the checked copy, on the
 #    tokio_unstable build of step 2.
 # 4. Writes every log, and summary.txt: tests passed/failed/ignored and wall
 #    times per copy and mode, and the tests failing only in the checked copy.
 #
 # A step whose `.rc` file exists is not run again (the runs are long): delete
-# the work directory, or set FRESH=1, to start over. Every run is bounded by
+# the work directory, or set FRESH=1, to start over; RECHECK=1 starts the
+# checked copy over (a new copy, adopted and run again: after a change to
+# taskleak), keeping the plain copy's runs and both copies' build caches;
+# REGATE=1 runs only the gate again. Every run is bounded by
 # `timeout` (BUILD_TIMEOUT, TEST_TIMEOUT, in seconds). BASELINE_ONLY=1 stops
 # after the plain copy's runs.
 set -euo pipefail
@@ -39,6 +44,13 @@ registry_src=${CARGO_HOME:-$HOME/.cargo}/registry/src
 
 if [[ ${FRESH:-0} == 1 ]]; then
     rm -rf "$work"
+fi
+if [[ ${RECHECK:-0} == 1 && -d $work/plain ]]; then
+    rm -rf "$work/checked" "$work/logs"/adopt.* "$work/logs"/checked-* "$work/logs"/gate*
+    cp -r "$work/plain" "$work/checked"
+fi
+if [[ ${REGATE:-0} == 1 ]]; then
+    rm -f "$work/logs"/gate*
 fi
 mkdir -p "$work/logs"
 log() { echo "==> $*" >&2; }
@@ -134,6 +146,13 @@ if [[ ! -f $work/logs/adopt.rc ]]; then
     (cd "$work/checked" && "$gate" taskleak adopt --taskleak-path "$repo") >"$work/logs/adopt.log" 2>&1
     echo $? >"$work/logs/adopt.rc"
     set -e
+    # A crate's documented rules (docs/real-world.md), as its users would
+    # write them in `taskleak.toml`.
+    config=$repo/scripts/real-suite-configs/$name.toml
+    if [[ -f $config ]]; then
+        cp "$config" "$work/checked/taskleak.toml"
+        echo "taskleak.toml: $config" >>"$work/logs/adopt.log"
+    fi
     cat "$work/logs/adopt.log"
 fi
 
