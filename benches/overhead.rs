@@ -62,7 +62,6 @@ fn spec_with_threads(multi_thread: bool, check_threads: bool) -> TestSpec {
         } else {
             Flavor::CurrentThread
         },
-        should_panic: false,
         max_retries: None,
         max_sleep: None,
         ignore_top_function: &[],
@@ -112,6 +111,7 @@ mod whole_test {
                 }
             },
             |_: &()| false,
+            None,
             body,
         );
     }
@@ -134,7 +134,7 @@ mod sync_test {
     /// What `#[taskleak::verify_no_leaks] #[test]` does.
     #[divan::bench]
     fn checked() {
-        run_sync_test(spec(false), |_: &()| false, body);
+        run_sync_test(spec(false), |_: &()| false, None, body);
     }
 }
 

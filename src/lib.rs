@@ -78,8 +78,9 @@
 //!    grouped by spawn site and stack;
 //! 4. the test fails with the report. If the body itself panicked or
 //!    returned `Err`, that stays the test's failure and the report follows
-//!    it on stderr; `#[should_panic]` behaves as without taskleak (a leak
-//!    is reported, but is never the panic it expects).
+//!    it on stderr. A `#[should_panic]` test that leaks fails too, with its
+//!    expected panic and the report both shown (a leak is never the panic
+//!    it expects); one that does not leak behaves as without taskleak.
 //!
 //! Equivalent code without the attribute, with the programmatic API:
 //!

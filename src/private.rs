@@ -88,8 +88,6 @@ pub struct TestSpec {
     pub name: &'static str,
     /// The runtime flavor.
     pub flavor: Flavor,
-    /// Whether the test has `#[should_panic]`: a leak must not satisfy it.
-    pub should_panic: bool,
     /// `max_retries = N`.
     pub max_retries: Option<u32>,
     /// `max_sleep = "…"`.
@@ -197,11 +195,14 @@ impl<T> NotAResult for &Outcome<'_, T> {}
 /// `configure` applies the `#[tokio::test]` arguments other than the flavor;
 /// `is_failure` tells whether the body's output already fails the test (an
 /// `Err`), in which case a leak is reported beside it, not instead of it.
+/// `expected_panic` is `Some(|| ())` for a `#[should_panic]` test: how to
+/// end it *without* the panic it expects, so that a leak fails it.
 #[track_caller]
 pub fn run_tokio_test<T>(
     spec: TestSpec,
     configure: impl FnOnce(&mut tokio::runtime::Builder),
     is_failure: impl Fn(&T) -> bool,
+    expected_panic: Option<fn() -> T>,
     body: Pin<&mut dyn Future<Output = T>>,
 ) -> T {
     let settings = Settings::from_env().unwrap_or_else(|error| panic!("taskleak: {error}"));
@@ -257,10 +258,8 @@ pub fn run_tokio_test<T>(
         .as_ref()
         .map(|threads| threads.check(&options, &runtime_threads));
     let report = with_threads(report, found, &test);
-    // A leak fails the test unless it would stand in for the panic a
-    // `#[should_panic]` test expects, or the environment says warn.
-    let leaks_fail = !spec.should_panic && settings.mode == Mode::Fail;
-    conclude(outcome, report, is_failure, leaks_fail)
+    let leaks_fail = settings.mode == Mode::Fail;
+    conclude(&test, outcome, report, is_failure, expected_panic, leaks_fail)
 }
 
 /// Arms the watchdog of a check that found survivors: if a task holds the
@@ -307,8 +306,14 @@ pub fn binary_start(binary: &'static str, manifest_dir: &'static str) {
 }
 
 /// Runs one `#[verify_no_leaks] #[test]` body: a thread check.
+/// `is_failure` and `expected_panic` are as for [`run_tokio_test`].
 #[track_caller]
-pub fn run_sync_test<T>(spec: TestSpec, is_failure: impl Fn(&T) -> bool, body: impl FnOnce() -> T) -> T {
+pub fn run_sync_test<T>(
+    spec: TestSpec,
+    is_failure: impl Fn(&T) -> bool,
+    expected_panic: Option<fn() -> T>,
+    body: impl FnOnce() -> T,
+) -> T {
     let settings = Settings::from_env().unwrap_or_else(|error| panic!("taskleak: {error}"));
     let options = settings.apply(spec.options().unwrap_or_else(|error| panic!("taskleak: {error}")));
     if settings.mode == Mode::Off || (!options.checks_threads() && spec.shared_runtime.is_none()) {
@@ -333,10 +338,10 @@ pub fn run_sync_test<T>(spec: TestSpec, is_failure: impl Fn(&T) -> bool, body: i
         .as_ref()
         .map(|threads| threads.check(&options, &RuntimeThreads::default()));
     let report = with_threads(report, found, &test);
-    let leaks_fail = !spec.should_panic && settings.mode == Mode::Fail;
+    let leaks_fail = settings.mode == Mode::Fail;
     // `threads` outlives the verdict (dropped on return or unwind): a
     // serial test's turn passes on once its failure is written.
-    conclude(outcome, report, is_failure, leaks_fail)
+    conclude(&test, outcome, report, is_failure, expected_panic, leaks_fail)
 }
 
 /// A test's tasks on a [`SharedRuntime`](crate::SharedRuntime).
@@ -409,28 +414,55 @@ fn with_threads(report: Option<LeakReport>, threads: Option<ThreadSection>, test
 
 /// The test's verdict: its own panic or error first, the leak report after;
 /// a leak fails the test only if `leaks_fail`.
+///
+/// A `#[should_panic]` test (`expected_panic` given) is failed by a leak
+/// without ever panicking for it — a panic would satisfy the attribute: when
+/// the body panicked as expected, the check returns normally instead, and
+/// libtest fails the test as one that did not panic, beside the report and
+/// the expected panic's own message.
 #[track_caller]
 fn conclude<T>(
+    test: &str,
     outcome: Result<T, Box<dyn Any + Send>>,
     report: Option<LeakReport>,
     is_failure: impl Fn(&T) -> bool,
+    expected_panic: Option<fn() -> T>,
     leaks_fail: bool,
 ) -> T {
     if let Some(report) = &report {
-        let own_failure = outcome.as_ref().map_or(true, &is_failure);
+        // A should_panic test's own failure is *not* panicking.
+        let own_failure = match expected_panic {
+            Some(_) => outcome.is_ok(),
+            None => outcome.as_ref().map_or(true, &is_failure),
+        };
         let verdict = crate::record::Verdict {
             leak_fails: leaks_fail && report.is_leak(),
             own_failure,
         };
         crate::record::write(report, verdict);
     }
+    let leak_fails = |report: &LeakReport| leaks_fail && report.is_leak();
     match (outcome, report) {
         (Ok(output), None) => output,
-        (Ok(output), Some(report)) if !leaks_fail || is_failure(&output) || !report.is_leak() => {
+        // Not panicking fails a should_panic test already; a panic here
+        // would pass it.
+        (Ok(output), Some(report)) if expected_panic.is_some() || !leak_fails(&report) || is_failure(&output) => {
             eprintln!("{report}");
             output
         }
         (Ok(_), Some(report)) => panic!("{report}"),
+        (Err(payload), Some(report)) if leak_fails(&report) && expected_panic.is_some() => {
+            eprintln!("{report}");
+            eprintln!(
+                "taskleak: `{test}` panicked as its `#[should_panic]` expects ({}), but it leaked: \
+                 it fails, as a test that does not panic",
+                panic_message(payload.as_ref())
+            );
+            match expected_panic {
+                Some(end_without_panic) => end_without_panic(),
+                None => panic::resume_unwind(payload),
+            }
+        }
         (Err(payload), report) => {
             if let Some(report) = report {
                 eprintln!("{report}");

@@ -732,7 +732,7 @@ fn the_tests_own_panic_comes_first_and_the_report_follows() {
 }
 
 #[test]
-fn should_panic_behaves_as_without_taskleak() {
+fn a_leak_fails_a_should_panic_test_and_a_clean_one_behaves_as_without_taskleak() {
     // A leak is not the panic a `#[should_panic]` test expects.
     let no_panic = outcome("behaviour::leaky_should_panic_but_only_leaks");
     assert!(!no_panic.passed);
@@ -746,8 +746,22 @@ fn should_panic_behaves_as_without_taskleak() {
         "{}",
         no_panic.output
     );
-    assert!(outcome("behaviour::should_panic_still_passes_when_it_leaks").passed);
+    // It panicked as expected, with or without `expected = …`, and leaked:
+    // it fails, showing both.
+    for (test, message) in [
+        ("behaviour::leaky_should_panic_that_panics_as_expected", "expected boom"),
+        ("behaviour::leaky_should_panic_without_expected", "any panic"),
+    ] {
+        let leaked = outcome(test);
+        assert!(!leaked.passed, "{test} passed");
+        let output = &leaked.output;
+        assert!(output.contains("taskleak: 1 task leaked by"), "{output}");
+        assert!(output.contains("panicked at"), "{output}");
+        assert!(output.contains(message), "{output}");
+        assert!(output.contains("panicked as its `#[should_panic]` expects"), "{output}");
+    }
     assert!(outcome("behaviour::should_panic_without_leak").passed);
+    assert!(outcome("behaviour::plain_should_panic_without_leak_or_expected").passed);
     let wrong = outcome("behaviour::leaky_should_panic_with_the_wrong_message");
     assert!(!wrong.passed);
     assert!(
@@ -1010,10 +1024,10 @@ fn a_blocking_pool_thread_is_named_as_such() {
 
 #[test]
 fn a_leaked_thread_never_hides_the_tests_own_panic() {
-    // `should_panic` is satisfied by the test's own panic, and the report
-    // of the thread it leaked is printed beside it.
-    let (passed, text) = run_alone("threads::tests::panicking_test_with_a_leaked_thread", &[]);
-    assert!(passed, "{text}");
+    // The test's own (expected) panic and the report of the thread it
+    // leaked are both shown; the leak fails it.
+    let (passed, text) = run_alone("threads::tests::leaky_should_panic_with_a_leaked_thread", &[]);
+    assert!(!passed, "{text}");
     assert!(text.contains("the test's own failure"), "{text}");
     assert!(text.contains("1 thread leaked by"), "{text}");
 }

@@ -628,7 +628,6 @@ fn generate(input: &ItemFn, attrs: Vec<&Attribute>, config: &Config, kind: &Test
             module: ::core::module_path!(),
             name: #name,
             flavor: #krate::__private::Flavor::#flavor,
-            should_panic: #should_panic,
             max_retries: #max_retries,
             max_sleep: #max_sleep,
             ignore_top_function: &[#(#ignore_top_function),*],
@@ -649,6 +648,11 @@ fn generate(input: &ItemFn, attrs: Vec<&Attribute>, config: &Config, kind: &Test
             (&#krate::__private::Outcome(output)).is_failure()
         }
     };
+    let expected_panic = if should_panic {
+        quote!(::core::option::Option::Some(|| ()))
+    } else {
+        quote!(::core::option::Option::None)
+    };
     let run = match kind {
         TestKind::Tokio(runtime) => {
             let builder_calls = &runtime.builder_calls;
@@ -660,12 +664,13 @@ fn generate(input: &ItemFn, attrs: Vec<&Attribute>, config: &Config, kind: &Test
                     #spec,
                     |builder: &mut #krate::__private::tokio::runtime::Builder| { #(#builder_calls)* },
                     #is_failure,
+                    #expected_panic,
                     body,
                 )
             }
         }
         TestKind::Plain | TestKind::Cases => quote! {
-            #krate::__private::run_sync_test(#spec, #is_failure, move || -> #output #block)
+            #krate::__private::run_sync_test(#spec, #is_failure, #expected_panic, move || -> #output #block)
         },
     };
     // `test-case` registers the cases it generates; they call this function.
@@ -735,7 +740,7 @@ mod tests {
             .find("# ! [allow (unused_variables)]")
             .expect("inner attribute kept");
         assert!(inner_at < body_at, "{out}");
-        assert!(out.contains("should_panic : true"), "{out}");
+        assert!(out.contains("Option :: Some (|| ())"), "{out}");
     }
 
     #[test]

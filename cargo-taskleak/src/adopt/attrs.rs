@@ -194,7 +194,10 @@ mod tests {
         assert_eq!(unsupported_tokio_args(&attr("#[tokio::test]")), None);
         let supported = attr("#[tokio::test(flavor = \"multi_thread\", worker_threads = 2)]");
         assert_eq!(unsupported_tokio_args(&supported), None);
-        assert_eq!(unsupported_tokio_args(&attr("#[tokio::test(flavor = \"local\")]")), None);
+        assert_eq!(
+            unsupported_tokio_args(&attr("#[tokio::test(flavor = \"local\")]")),
+            None
+        );
         let unknown = unsupported_tokio_args(&attr("#[tokio::test(rng_seed = 1)]")).expect("refused");
         assert!(unknown.contains("`rng_seed`"), "{unknown}");
     }
