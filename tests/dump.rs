@@ -147,11 +147,19 @@ fn threads_are_listed_grouped_when_asked_for() {
         .enable_all()
         .build()
         .expect("runtime");
+    // Sleepers that outlive the dump however long it takes on a loaded
+    // machine: they sleep in short naps until released.
+    let released = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let parked: Vec<_> = (0..3)
         .map(|_| {
+            let released = released.clone();
             std::thread::Builder::new()
                 .name("dump-sleeper".to_owned())
-                .spawn(|| std::thread::sleep(Duration::from_millis(800)))
+                .spawn(move || {
+                    while !released.load(std::sync::atomic::Ordering::Acquire) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                })
                 .expect("thread")
         })
         .collect();
@@ -162,6 +170,7 @@ fn threads_are_listed_grouped_when_asked_for() {
             .await
             .expect("dump")
     });
+    released.store(true, std::sync::atomic::Ordering::Release);
     for thread in parked {
         thread.join().expect("joined");
     }
