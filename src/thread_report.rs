@@ -68,6 +68,12 @@ impl fmt::Display for ThreadState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ThreadState::Running => f.write_str("running: on a CPU each time it was looked at"),
+            // The kernel showed the peer closed: no need to ask.
+            ThreadState::RunningInRead(what) if what.contains("closed by") => write!(
+                f,
+                "running: it keeps calling read on {what}, which returns at once: read returns \
+                 Ok(0) at end of stream, and a loop that ignores Ok(0) spins"
+            ),
             ThreadState::RunningInRead(what) => write!(
                 f,
                 "running: it keeps calling read on {what}, which returns at once (the peer closed? \
