@@ -116,7 +116,8 @@ mod platform {
         let bias = info.dlpi_addr as usize;
         let holds = headers.iter().any(|header| {
             let start = bias.wrapping_add(header.p_vaddr as usize);
-            header.p_type == libc::PT_LOAD && (start..start.saturating_add(header.p_memsz as usize)).contains(&search.address)
+            header.p_type == libc::PT_LOAD
+                && (start..start.saturating_add(header.p_memsz as usize)).contains(&search.address)
         });
         if !holds {
             return 0;
@@ -167,10 +168,7 @@ mod platform {
             symbols = sections.symbols(endian, data, elf::SHT_DYNSYM).ok()?;
         }
         // The names in one read, not one read per name.
-        let (offset, size) = sections
-            .section(symbols.string_section())
-            .ok()?
-            .file_range(endian)?;
+        let (offset, size) = sections.section(symbols.string_section()).ok()?.file_range(endian)?;
         let strings = data.read_bytes_at(offset, size).ok()?;
         let strings = StringTable::new(strings, 0, size);
 
@@ -180,11 +178,11 @@ mod platform {
             .filter(|symbol| {
                 matches!(symbol.st_type(), elf::STT_FUNC | elf::STT_GNU_IFUNC)
                     && symbol.st_shndx(endian) != elf::SHN_UNDEF
-                    && Into::<u64>::into(symbol.st_value(endian)) != 0
+                    && wide(symbol.st_value(endian)) != 0
             })
             .filter_map(|symbol| {
                 let name = symbol.name(endian, strings).ok()?;
-                Some((symbol.st_value(endian).into(), symbol.st_size(endian).into(), name))
+                Some((wide(symbol.st_value(endian)), wide(symbol.st_size(endian)), name))
             })
             .collect();
         functions.sort_unstable();
@@ -192,7 +190,9 @@ mod platform {
         let mut table = Table::default();
         for group in functions.chunk_by(|a, b| a.0 == b.0) {
             let (start, size, _) = group[0];
-            table.ranges.push((start, group.iter().map(|&(_, size, _)| size).max().unwrap_or(size)));
+            table
+                .ranges
+                .push((start, group.iter().map(|&(_, size, _)| size).max().unwrap_or(size)));
             if group.len() > 1 {
                 let mut names: Vec<String> = group.iter().map(|&(_, _, name)| demangle(name)).collect();
                 names.sort();
@@ -204,6 +204,11 @@ mod platform {
             }
         }
         Some(table)
+    }
+
+    /// An address or size of the file: 32 bits wide in a 32-bit ELF file.
+    fn wide(word: impl Into<u64>) -> u64 {
+        word.into()
     }
 
     /// A symbol as reports name it: Rust symbols demangled without their
@@ -289,7 +294,9 @@ mod tests {
         let names = names_at(read as usize + 1);
         if !names.is_empty() {
             assert!(
-                names.iter().any(|name| name.contains("TcpStream") && name.ends_with("::read")),
+                names
+                    .iter()
+                    .any(|name| name.contains("TcpStream") && name.ends_with("::read")),
                 "{names:#?}"
             );
         }

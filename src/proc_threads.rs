@@ -212,7 +212,12 @@ mod platform {
                 let entry = entry.ok()?;
                 let fd = entry.file_name().to_str()?.parse().ok()?;
                 let target = std::fs::read_link(entry.path()).ok()?;
-                let inode = target.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()?;
+                let inode = target
+                    .to_str()?
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .parse()
+                    .ok()?;
                 Some((fd, inode))
             })
             .collect();
@@ -460,7 +465,9 @@ mod tests {
         };
         let expected = format!("TCP {ours} -> ");
         assert!(
-            closed.iter().any(|socket| socket.starts_with(&expected) && socket.ends_with("(closed by its peer)")),
+            closed
+                .iter()
+                .any(|socket| socket.starts_with(&expected) && socket.ends_with("(closed by its peer)")),
             "{closed:?}"
         );
         drop(client);

@@ -592,9 +592,14 @@ mod tests {
         let recv = "<std::net::udp::UdpSocket>::recv";
         let innermost_first = vec![
             RawFrame {
-                folded: [recv, "<std::net::tcp::TcpStream as std::io::Read>::read", "a::b", "c::d"]
-                    .map(str::to_owned)
-                    .to_vec(),
+                folded: [
+                    recv,
+                    "<std::net::tcp::TcpStream as std::io::Read>::read",
+                    "a::b",
+                    "c::d",
+                ]
+                .map(str::to_owned)
+                .to_vec(),
                 ..RawFrame::at(recv, "/rustc/x/library/std/src/net/udp.rs", 1, 1)
             },
             raw("app::reader::{{closure}}", "src/reader.rs", 3),

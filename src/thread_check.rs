@@ -408,7 +408,10 @@ pub(crate) fn describe_process(stacks: bool) -> Result<Vec<thread_report::Thread
 /// nearly all its time in it, and is caught there.
 fn capture_stack(tid: i32, state: char) -> Result<native_stack::Frames, String> {
     const RUNNING_CAPTURES: usize = 5;
-    let in_read = |raw: &native_stack::Frames| raw.iter().any(|frame| frame_names(frame).iter().any(|name| is_read(name)));
+    let in_read = |raw: &native_stack::Frames| {
+        raw.iter()
+            .any(|frame| frame_names(frame).iter().any(|name| is_read(name)))
+    };
     let mut captured = native_stack::capture(tid);
     for _ in 1..RUNNING_CAPTURES {
         match &captured {
@@ -568,12 +571,25 @@ fn running(functions: &[FrameNames], peer_closed: impl FnOnce() -> Vec<String>) 
 /// ignores `Ok(0)` (end of stream) spins on.
 fn is_read(function: &str) -> bool {
     let function = function.trim_start_matches(['<', '&']);
-    let reader = ["std::net::", "std::os::unix::net::", "std::fs::", "std::io::stdio::", "std::process::"]
-        .iter()
-        .any(|prefix| function.starts_with(prefix));
-    let read = ["::read", "::read_vectored", "::read_buf", "::recv", "::recv_from", "::peek"]
-        .iter()
-        .any(|suffix| function.ends_with(suffix));
+    let reader = [
+        "std::net::",
+        "std::os::unix::net::",
+        "std::fs::",
+        "std::io::stdio::",
+        "std::process::",
+    ]
+    .iter()
+    .any(|prefix| function.starts_with(prefix));
+    let read = [
+        "::read",
+        "::read_vectored",
+        "::read_buf",
+        "::recv",
+        "::recv_from",
+        "::peek",
+    ]
+    .iter()
+    .any(|suffix| function.ends_with(suffix));
     reader && read
 }
 
@@ -667,7 +683,10 @@ mod tests {
     /// A frame of merged code: the symbolizer's name, then the others.
     fn folded(name: &str, others: &[&str]) -> RawFrame {
         RawFrame {
-            folded: std::iter::once(name).chain(others.iter().copied()).map(str::to_owned).collect(),
+            folded: std::iter::once(name)
+                .chain(others.iter().copied())
+                .map(str::to_owned)
+                .collect(),
             ..RawFrame::at(name, "/rustc/x/library/std/src/net/udp.rs", 1, 1)
         }
     }
@@ -686,7 +705,12 @@ mod tests {
             ThreadState::RunningInRead("a file descriptor".to_owned())
         );
         // Several: the report cannot pick one.
-        let two = || vec!["TCP a -> b (closed by its peer)".to_owned(), "TCP c -> d (closed by its peer)".to_owned()];
+        let two = || {
+            vec![
+                "TCP a -> b (closed by its peer)".to_owned(),
+                "TCP c -> d (closed by its peer)".to_owned(),
+            ]
+        };
         assert_eq!(
             super::classify('R', None, &read, two),
             ThreadState::RunningInRead("one of 2 sockets closed by their peer (TCP a -> b, TCP c -> d)".to_owned())
@@ -708,7 +732,10 @@ mod tests {
             ),
             RawFrame::at("my::reader::{{closure}}", "src/reader.rs", 3, 9),
         ]);
-        assert_eq!(recv[0], ["<std::net::udp::UdpSocket>::recv", "std::net::tcp::TcpStream::read"]);
+        assert_eq!(
+            recv[0],
+            ["<std::net::udp::UdpSocket>::recv", "std::net::tcp::TcpStream::read"]
+        );
         // Every name is a read: a read, whichever ran.
         assert_eq!(
             classify('R', None, &recv),
@@ -728,7 +755,10 @@ mod tests {
             "std::sys::sync::mutex::futex::Mutex::lock_contended",
             &["std::sync::mpmc::list::Channel<T>::recv"],
         )]);
-        assert_eq!(classify('S', blocked(202), &lock_or_channel), ThreadState::WaitingOnFutex);
+        assert_eq!(
+            classify('S', blocked(202), &lock_or_channel),
+            ThreadState::WaitingOnFutex
+        );
         let lock = names(&[folded(
             "std::sys::sync::mutex::futex::Mutex::lock_contended",
             &["std::sys::sync::rwlock::futex::RwLock::write_contended"],

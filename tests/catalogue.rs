@@ -1044,12 +1044,18 @@ fn a_thread_spinning_on_a_closed_socket_says_so_and_no_folded_name_stands_alone(
             || blocked.contains("it keeps calling read on one of "),
         "{output}"
     );
-    assert!(blocked.contains("closed by its peer") || blocked.contains("closed by their peer"), "{output}");
+    assert!(
+        blocked.contains("closed by its peer") || blocked.contains("closed by their peer"),
+        "{output}"
+    );
     let stack = output
         .split("stack:\n")
         .nth(1)
         .unwrap_or_else(|| panic!("no stack in:\n{output}"));
-    let lines: Vec<&str> = stack.lines().take_while(|line| !line.trim_start().starts_with("fix:")).collect();
+    let lines: Vec<&str> = stack
+        .lines()
+        .take_while(|line| !line.trim_start().starts_with("fix:"))
+        .collect();
     // The read is there, under one of its names.
     assert!(
         lines
@@ -1068,7 +1074,8 @@ fn a_thread_spinning_on_a_closed_socket_says_so_and_no_folded_name_stands_alone(
         }
         let note = lines.get(at + 1).copied().unwrap_or_default();
         assert!(
-            note.trim_start().starts_with("(ambiguous name: the same machine code is also "),
+            note.trim_start()
+                .starts_with("(ambiguous name: the same machine code is also "),
             "`{line}` is shown without the note that its name is ambiguous:\n{output}"
         );
         if line.contains("UdpSocket>::recv") {
