@@ -179,6 +179,8 @@ mod platform {
                         file: symbol.filename().map(|path| path.display().to_string()),
                         line: symbol.lineno(),
                         column: symbol.colno(),
+                        // Thread stacks only: see `folding`.
+                        folded: Vec::new(),
                     })
                     .collect()
             })

@@ -37,18 +37,23 @@ impl IgnoreRules {
 
     /// Whether any rule matches a leaked thread: its name, or the function
     /// rules applied to its native stack (top = the call it is blocked in).
+    /// A rule matches a folded frame by any of its names: the one shown is
+    /// the symbolizer's pick among identical functions.
     pub(crate) fn ignores_thread(&self, name: &str, stack: &[StackFrame]) -> bool {
         self.ignores_thread_name(name)
             || stack.first().is_some_and(|own| {
                 let name = own.crate_name().replace('-', "_");
                 self.dependencies.contains(&name)
             })
-            || stack
-                .last()
-                .is_some_and(|top| self.top_function.iter().any(|rule| rule.is_match(top.function())))
-            || stack
-                .iter()
-                .any(|frame| self.any_function.iter().any(|rule| rule.is_match(frame.function())))
+            || stack.last().is_some_and(|top| {
+                top.names()
+                    .any(|name| self.top_function.iter().any(|rule| rule.is_match(name)))
+            })
+            || stack.iter().any(|frame| {
+                frame
+                    .names()
+                    .any(|name| self.any_function.iter().any(|rule| rule.is_match(name)))
+            })
     }
 }
 

@@ -225,6 +225,7 @@ mod dump;
 mod env;
 mod error;
 mod filter;
+mod folding;
 mod isolation;
 mod monitor;
 #[cfg(all(tokio_unstable, feature = "task-names"))]

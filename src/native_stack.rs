@@ -61,6 +61,7 @@ fn symbolize(addresses: &[usize]) -> Frames {
                 file: symbol.filename().map(|path| path.display().to_string()),
                 line: symbol.lineno(),
                 column: symbol.colno(),
+                folded: Vec::new(),
             });
         });
         if !resolved {
@@ -68,6 +69,13 @@ fn symbolize(addresses: &[usize]) -> Frames {
                 name: format!("{address:#x}"),
                 ..RawFrame::default()
             });
+        }
+        // A merged body has several names and the symbolizer gives one:
+        // the others go with the address's outermost (not inlined) frame,
+        // the one the symbol table names.
+        let folded = crate::folding::names_at(address);
+        if let (false, Some(outermost)) = (folded.is_empty(), frames.last_mut()) {
+            outermost.folded = folded;
         }
     }
     frames

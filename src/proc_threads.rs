@@ -68,12 +68,17 @@ pub(crate) struct TcpEnds {
     pub(crate) local: String,
     pub(crate) remote: String,
     pub(crate) listening: bool,
+    /// In `CLOSE_WAIT`: the peer closed its end, this one is still open, and
+    /// a read returns `Ok(0)` (end of stream) at once.
+    pub(crate) peer_closed: bool,
 }
 
 impl fmt::Display for TcpEnds {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.listening {
             write!(f, "TCP listener {}", self.local)
+        } else if self.peer_closed {
+            write!(f, "TCP {} -> {} (closed by its peer)", self.local, self.remote)
         } else {
             write!(f, "TCP {} -> {}", self.local, self.remote)
         }
@@ -90,8 +95,9 @@ pub(crate) fn find_tcp(table: &str, inode: u64) -> Option<TcpEnds> {
         Some(TcpEnds {
             local: decode_endpoint(fields.get(1)?)?,
             remote: decode_endpoint(fields.get(2)?)?,
-            // State 0A is LISTEN.
+            // State 0A is LISTEN, 08 CLOSE_WAIT.
             listening: *fields.get(3)? == "0A",
+            peer_closed: *fields.get(3)? == "08",
         })
     })
 }
@@ -194,6 +200,44 @@ mod platform {
         Some(tcp.map_or(target, |ends: TcpEnds| ends.to_string()))
     }
 
+    /// The process's TCP sockets whose peer has closed them (`CLOSE_WAIT`),
+    /// described, in fd order: what a thread spinning on a read that
+    /// returns 0 reads.
+    pub(crate) fn peer_closed_sockets() -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+            return Vec::new();
+        };
+        let mut sockets: Vec<(u64, u64)> = entries
+            .filter_map(|entry| {
+                let entry = entry.ok()?;
+                let fd = entry.file_name().to_str()?.parse().ok()?;
+                let target = std::fs::read_link(entry.path()).ok()?;
+                let inode = target
+                    .to_str()?
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .parse()
+                    .ok()?;
+                Some((fd, inode))
+            })
+            .collect();
+        if sockets.is_empty() {
+            return Vec::new();
+        }
+        sockets.sort_unstable();
+        // Both tables read once, for every socket.
+        let tables: Vec<String> = ["/proc/self/net/tcp", "/proc/self/net/tcp6"]
+            .iter()
+            .filter_map(|table| std::fs::read_to_string(table).ok())
+            .collect();
+        sockets
+            .into_iter()
+            .filter_map(|(_, inode)| tables.iter().find_map(|table| find_tcp(table, inode)))
+            .filter(|ends| ends.peer_closed)
+            .map(|ends| ends.to_string())
+            .collect()
+    }
+
     pub(crate) fn current_tid() -> i32 {
         // SAFETY: `gettid` has no preconditions.
         unsafe { libc::syscall(libc::SYS_gettid) as i32 }
@@ -280,6 +324,9 @@ mod platform {
     pub(crate) fn describe_fd(_fd: u64) -> Option<String> {
         None
     }
+    pub(crate) fn peer_closed_sockets() -> Vec<String> {
+        Vec::new()
+    }
     pub(crate) fn current_tid() -> i32 {
         0
     }
@@ -297,7 +344,8 @@ mod platform {
 #[cfg(all(test, target_os = "linux"))]
 pub(crate) use platform::list;
 pub(crate) use platform::{
-    blocked_call, count, current_name, current_tid, describe_fd, ids, read, set_current_name, syscall_name,
+    blocked_call, count, current_name, current_tid, describe_fd, ids, peer_closed_sockets, read, set_current_name,
+    syscall_name,
 };
 
 #[cfg(test)]
@@ -380,17 +428,49 @@ mod tests {
     fn tcp_tables_decode_v4_and_mapped_v6() {
         let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   \
             0: 0100007F:1F90 0100007F:D431 01 00000000:00000000 00:00000000 00000000  1000        0 5551 1\n   \
-            1: 0100007F:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 5552 1\n";
+            1: 0100007F:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 5552 1\n   \
+            2: 0100007F:D432 0100007F:1F90 08 00000000:00000000 00:00000000 00000000  1000        0 5553 1\n";
         let ends = find_tcp(table, 5551).expect("found");
         assert_eq!(ends.to_string(), "TCP 127.0.0.1:8080 -> 127.0.0.1:54321");
         assert_eq!(
             find_tcp(table, 5552).expect("found").to_string(),
             "TCP listener 127.0.0.1:8081"
         );
+        assert_eq!(
+            find_tcp(table, 5553).expect("found").to_string(),
+            "TCP 127.0.0.1:54322 -> 127.0.0.1:8080 (closed by its peer)"
+        );
         assert_eq!(find_tcp(table, 1), None);
         let mapped =
             "header\n 0: 0000000000000000FFFF00000100007F:1F90 0000000000000000FFFF00000100007F:D431 01 x x x x x 77\n";
         assert_eq!(find_tcp(mapped, 77).expect("found").local, "127.0.0.1:8080");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_socket_whose_peer_closed_is_found() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client = std::net::TcpStream::connect(listener.local_addr().expect("address")).expect("connect");
+        let ours = client.local_addr().expect("address").to_string();
+        assert!(!peer_closed_sockets().iter().any(|socket| socket.contains(&ours)));
+        drop(listener.accept().expect("accept"));
+        // The peer's FIN arrives over loopback at once; give it a moment.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let closed = loop {
+            let closed = peer_closed_sockets();
+            if closed.iter().any(|socket| socket.contains(&ours)) || std::time::Instant::now() > deadline {
+                break closed;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        };
+        let expected = format!("TCP {ours} -> ");
+        assert!(
+            closed
+                .iter()
+                .any(|socket| socket.starts_with(&expected) && socket.ends_with("(closed by its peer)")),
+            "{closed:?}"
+        );
+        drop(client);
     }
 
     #[cfg(target_os = "linux")]

@@ -138,6 +138,7 @@ fn process_test() -> Option<String> {
 fn thread_state(state: &ThreadState) -> &'static str {
     match state {
         ThreadState::Running => "running",
+        ThreadState::RunningInRead(_) => "running-read",
         ThreadState::Sleeping => "sleeping",
         ThreadState::WaitingForLock => "lock",
         ThreadState::WaitingOnChannel => "channel",

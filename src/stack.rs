@@ -19,6 +19,8 @@ pub struct StackFrame {
     function: String,
     location: Option<String>,
     dependency: Option<String>,
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
+    folded: Vec<String>,
 }
 
 impl StackFrame {
@@ -50,6 +52,30 @@ impl StackFrame {
     /// ```
     pub fn dependency(&self) -> Option<&str> {
         self.dependency.as_deref()
+    }
+
+    /// The other functions this frame's machine code also is, when the
+    /// compiler or linker merged identical functions into one body (LLVM's
+    /// function merging, which std is built with, or the linker's identical
+    /// code folding): one address then has several names, and
+    /// [`function`](StackFrame::function) is the one the symbolizer picked,
+    /// not necessarily the one that ran. Empty when the frame has one name.
+    /// Native thread stacks only, on Linux.
+    ///
+    /// ```
+    /// # fn show(frame: &taskleak::StackFrame) {
+    /// if !frame.folded().is_empty() {
+    ///     println!("{} or one of {:?}: identical code", frame.function(), frame.folded());
+    /// }
+    /// # }
+    /// ```
+    pub fn folded(&self) -> &[String] {
+        &self.folded
+    }
+
+    /// Every name of the frame: its function, then the folded ones.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.function.as_str()).chain(self.folded.iter().map(String::as_str))
     }
 
     /// The crate the frame's code is in: its dependency, or the first
@@ -156,7 +182,29 @@ pub(crate) fn write_frame(f: &mut fmt::Formatter<'_>, frame: &StackFrame, width:
         (Some(krate), _) => format!("({krate})"),
         (None, None) => String::new(),
     };
-    writeln!(f, "      {:width$}  {place}", frame.function)
+    writeln!(f, "      {:width$}  {place}", frame.function)?;
+    if !frame.folded.is_empty() {
+        writeln!(f, "        {}", folded_note(&frame.folded))?;
+    }
+    Ok(())
+}
+
+/// How reports say a frame's name is one of several: the other names (two
+/// at most, then a count), and why it cannot be told which one ran.
+pub(crate) fn folded_note(others: &[String]) -> String {
+    const SHOWN: usize = 2;
+    let names = match others {
+        [one] => one.clone(),
+        [one, two] => format!("{one} and {two}"),
+        _ => {
+            let shown = others[..SHOWN.min(others.len())].join(", ");
+            format!("{shown} and {} more", others.len().saturating_sub(SHOWN))
+        }
+    };
+    format!(
+        "(ambiguous name: the same machine code is also {names}; identical functions were merged, \
+         so the stack cannot tell which of them ran)"
+    )
 }
 
 /// A symbol as the task dump resolved it.
@@ -166,6 +214,10 @@ pub(crate) struct RawFrame {
     pub(crate) file: Option<String>,
     pub(crate) line: Option<u32>,
     pub(crate) column: Option<u32>,
+    /// Every name of the frame's machine code when identical functions were
+    /// merged into it (`name` is one of them, picked by the symbolizer),
+    /// demangled; empty when it has one name.
+    pub(crate) folded: Vec<String>,
 }
 
 #[cfg(test)]
@@ -177,6 +229,7 @@ impl RawFrame {
             file: Some(file.into()),
             line: Some(line),
             column: Some(column),
+            folded: Vec::new(),
         }
     }
 }
@@ -234,10 +287,19 @@ impl StackFrame {
             (Some(line), None) => format!("{path}:{line}"),
             _ => path,
         });
+        let mut folded: Vec<String> = raw
+            .folded
+            .iter()
+            .map(|name| clean_symbol(name))
+            .filter(|name| *name != function)
+            .collect();
+        folded.sort();
+        folded.dedup();
         StackFrame {
             function,
             location,
             dependency,
+            folded,
         }
     }
 }
@@ -523,6 +585,50 @@ mod tests {
             crate_of_path("/home/u/.cargo/registry/src/idx/serde_json-1.0.1/src/de.rs"),
             Some("serde_json")
         );
+    }
+
+    #[test]
+    fn a_folded_frame_keeps_its_other_names_and_says_its_name_is_ambiguous() {
+        let recv = "<std::net::udp::UdpSocket>::recv";
+        let innermost_first = vec![
+            RawFrame {
+                folded: [
+                    recv,
+                    "<std::net::tcp::TcpStream as std::io::Read>::read",
+                    "a::b",
+                    "c::d",
+                ]
+                .map(str::to_owned)
+                .to_vec(),
+                ..RawFrame::at(recv, "/rustc/x/library/std/src/net/udp.rs", 1, 1)
+            },
+            raw("app::reader::{{closure}}", "src/reader.rs", 3),
+        ];
+        let frames = native_frames(&innermost_first, None);
+        assert_eq!(frames[1].function(), recv);
+        assert_eq!(frames[1].folded(), ["a::b", "c::d", "std::net::tcp::TcpStream::read"]);
+        assert!(frames[0].folded().is_empty());
+
+        struct Shown<'a>(&'a [StackFrame]);
+        impl fmt::Display for Shown<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.iter().try_for_each(|frame| write_frame(f, frame, 32))
+            }
+        }
+        let shown = Shown(&frames).to_string();
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines.len(), 3, "{shown}");
+        assert!(lines[1].contains(recv), "{shown}");
+        assert!(
+            lines[2].starts_with("        (ambiguous name: the same machine code is also a::b, c::d and 1 more;"),
+            "{shown}"
+        );
+        assert_eq!(
+            folded_note(&["x::y".to_owned()]),
+            "(ambiguous name: the same machine code is also x::y; identical functions were merged, so the \
+             stack cannot tell which of them ran)"
+        );
+        assert!(folded_note(&["x".to_owned(), "y".to_owned()]).contains("also x and y;"));
     }
 
     #[test]

@@ -10,9 +10,7 @@ use crate::isolation::{OwnerTag, Runner, Turn, is_checked_test_thread, is_issued
 use crate::native_stack;
 use crate::options::{FIRST_SLEEP, Options};
 use crate::proc_threads::{self, KernelThread};
-#[cfg(test)]
-use crate::stack::RawFrame;
-use crate::stack::{clean_symbol, native_frames, source_root};
+use crate::stack::{RawFrame, clean_symbol, native_frames, source_root};
 use crate::thread_report::{self, LeakedThread, ThreadKind, ThreadSection, ThreadState};
 
 /// Stacks captured per check at most: each can take up to the capture
@@ -254,7 +252,7 @@ impl ThreadSnapshot {
         }
         let captured = if capture {
             *captures += 1;
-            native_stack::capture(tid)
+            capture_stack(tid, kernel.state)
         } else if owned {
             Err(format!("only the first {MAX_CAPTURES} threads' stacks are captured"))
         } else {
@@ -287,7 +285,7 @@ impl ThreadSnapshot {
             }
             _ => ThreadKind::Plain,
         };
-        let state = classify(kernel.state, call, &functions);
+        let state = classify(kernel.state, call, &functions, proc_threads::peer_closed_sockets);
         let leaked = LeakedThread {
             tid,
             name: self.shown_name(&kernel.name),
@@ -300,11 +298,16 @@ impl ThreadSnapshot {
     }
 }
 
+/// One frame's cleaned names, for classification: the symbolizer's, then
+/// the other names of its code when identical functions were merged into
+/// it. A rule trusts a frame only when all of them agree (see [`frame_is`]).
+type FrameNames = Vec<String>;
+
 /// A thread's native stack as reports show it, the cleaned function names
 /// that classify it, or why there is none.
 struct Captured {
     stack: Vec<crate::stack::StackFrame>,
-    functions: Vec<String>,
+    functions: Vec<FrameNames>,
     stack_unavailable: Option<String>,
 }
 
@@ -313,7 +316,7 @@ impl Captured {
     fn from(captured: Result<native_stack::Frames, String>, cwd: Option<&str>) -> Option<Self> {
         match captured {
             Ok(raw) => Some(Captured {
-                functions: raw.iter().map(|frame| clean_symbol(&frame.name)).collect(),
+                functions: raw.iter().map(frame_names).collect(),
                 stack: native_frames(&raw, cwd),
                 stack_unavailable: None,
             }),
@@ -325,6 +328,24 @@ impl Captured {
             }),
         }
     }
+}
+
+fn frame_names(frame: &RawFrame) -> FrameNames {
+    let mut names: FrameNames = vec![clean_symbol(&frame.name)];
+    for name in frame.folded.iter().map(|name| clean_symbol(name)) {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// Whether a frame is what `is` says, by all its names: a folded frame
+/// (one body, several functions) is trusted only when every function it
+/// may be agrees, so one name the symbolizer happened to pick never
+/// decides alone; the kernel's view then does.
+fn frame_is(frame: &[String], is: impl Fn(&str) -> bool) -> bool {
+    !frame.is_empty() && frame.iter().all(|name| is(name))
 }
 
 /// Every thread of the process, described and grouped, for a
@@ -350,7 +371,7 @@ pub(crate) fn describe_process(stacks: bool) -> Result<Vec<thread_report::Thread
             Err("the thread that took the dump".to_owned())
         } else if capture {
             captures += 1;
-            native_stack::capture(tid)
+            capture_stack(tid, kernel.state)
         } else if stacks {
             Err(format!("only the first {MAX_CAPTURES} threads' stacks are captured"))
         } else {
@@ -367,7 +388,7 @@ pub(crate) fn describe_process(stacks: bool) -> Result<Vec<thread_report::Thread
         let state = if tid == own {
             ThreadState::Running
         } else {
-            classify(kernel.state, call, &functions)
+            classify(kernel.state, call, &functions, proc_threads::peer_closed_sockets)
         };
         threads.push(LeakedThread {
             tid,
@@ -379,6 +400,30 @@ pub(crate) fn describe_process(stacks: bool) -> Result<Vec<thread_report::Thread
         });
     }
     Ok(thread_report::group(threads))
+}
+
+/// Captures a thread's stack. A running thread is caught at whatever
+/// instruction it was at, so one that shows no read is captured again, a
+/// few times at most: a loop spinning on a read that returns at once spends
+/// nearly all its time in it, and is caught there.
+fn capture_stack(tid: i32, state: char) -> Result<native_stack::Frames, String> {
+    const RUNNING_CAPTURES: usize = 5;
+    let in_read = |raw: &native_stack::Frames| {
+        raw.iter()
+            .any(|frame| frame_names(frame).iter().any(|name| is_read(name)))
+    };
+    let mut captured = native_stack::capture(tid);
+    for _ in 1..RUNNING_CAPTURES {
+        match &captured {
+            Ok(raw) if state == 'R' && !in_read(raw) => {}
+            _ => break,
+        }
+        match native_stack::capture(tid) {
+            Ok(again) => captured = Ok(again),
+            Err(_) => break,
+        }
+    }
+    captured
 }
 
 /// `Z` (zombie) and `X` (dead): a thread that has exited.
@@ -422,8 +467,12 @@ enum RuntimeRole {
 }
 
 impl RuntimeRole {
-    fn of(functions: &[String]) -> Self {
-        let has = |needle: &str| functions.iter().any(|function| function.contains(needle));
+    fn of(functions: &[FrameNames]) -> Self {
+        let has = |needle: &str| {
+            functions
+                .iter()
+                .any(|frame| frame_is(frame, |function| function.contains(needle)))
+        };
         if has("tokio::runtime::scheduler::multi_thread::worker::") || has("tokio::runtime::handle::spawn_thread") {
             RuntimeRole::Worker
         } else if has("tokio::runtime::blocking::task::BlockingTask") {
@@ -438,14 +487,21 @@ impl RuntimeRole {
 
 /// What a thread is blocked in: the kernel's view first (scheduler state,
 /// system call), the stack's frames to name the primitive behind a futex.
-fn classify(state: char, call: Option<proc_threads::BlockedCall>, functions: &[String]) -> ThreadState {
+/// `peer_closed` lists the process's sockets whose peer has closed them,
+/// asked only for a running thread caught in a read.
+fn classify(
+    state: char,
+    call: Option<proc_threads::BlockedCall>,
+    functions: &[FrameNames],
+    peer_closed: impl FnOnce() -> Vec<String>,
+) -> ThreadState {
     let has = |needles: &[&str]| {
         functions
             .iter()
-            .any(|function| needles.iter().any(|n| function.contains(n)))
+            .any(|frame| frame_is(frame, |function| needles.iter().any(|n| function.contains(n))))
     };
     if state == 'R' {
-        return ThreadState::Running;
+        return running(functions, peer_closed);
     }
     let name = call.and_then(|call| proc_threads::syscall_name(call.number));
     let fd = || {
@@ -479,26 +535,91 @@ fn classify(state: char, call: Option<proc_threads::BlockedCall>, functions: &[S
     }
 }
 
+/// A thread on a CPU each time it was looked at. One caught inside a read
+/// (that read returns at once, or the thread would sleep in it) spins on a
+/// stream at its end: which socket comes from the kernel, the one whose
+/// peer closed it. A folded frame only some of whose names are reads
+/// counts only if the kernel shows such a socket.
+fn running(functions: &[FrameNames], peer_closed: impl FnOnce() -> Vec<String>) -> ThreadState {
+    let Some(frame) = functions
+        .iter()
+        .find(|frame| frame.iter().any(|function| is_read(function)))
+    else {
+        return ThreadState::Running;
+    };
+    let unanimous = frame_is(frame, is_read);
+    match peer_closed().as_slice() {
+        [] if unanimous => ThreadState::RunningInRead("a file descriptor".to_owned()),
+        [] => ThreadState::Running,
+        [socket] => ThreadState::RunningInRead(socket.clone()),
+        // Tests running alongside (or earlier ones' leaks) can hold such
+        // sockets too, and nothing in `/proc` says which one this thread
+        // reads: all are named.
+        sockets => ThreadState::RunningInRead(format!(
+            "one of {} sockets closed by their peer ({})",
+            sockets.len(),
+            sockets
+                .iter()
+                .map(|socket| socket.trim_end_matches(" (closed by its peer)"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// Whether a function reads a socket, pipe or file: the calls a loop that
+/// ignores `Ok(0)` (end of stream) spins on.
+fn is_read(function: &str) -> bool {
+    let function = function.trim_start_matches(['<', '&']);
+    let reader = [
+        "std::net::",
+        "std::os::unix::net::",
+        "std::fs::",
+        "std::io::stdio::",
+        "std::process::",
+    ]
+    .iter()
+    .any(|prefix| function.starts_with(prefix));
+    let read = [
+        "::read",
+        "::read_vectored",
+        "::read_buf",
+        "::recv",
+        "::recv_from",
+        "::peek",
+    ]
+    .iter()
+    .any(|suffix| function.ends_with(suffix));
+    reader && read
+}
+
 /// Whether a frame is a `std::thread` function ending in one of `suffixes`
 /// (`std::thread::functions::park`, `<std::thread::thread::Thread>::park`).
-fn in_std_thread(functions: &[String], suffixes: &[&str]) -> bool {
-    functions.iter().any(|function| {
-        let function = function.trim_start_matches('<');
-        function.starts_with("std::thread::") && suffixes.iter().any(|suffix| function.ends_with(suffix))
+fn in_std_thread(functions: &[FrameNames], suffixes: &[&str]) -> bool {
+    functions.iter().any(|frame| {
+        frame_is(frame, |function| {
+            let function = function.trim_start_matches('<');
+            function.starts_with("std::thread::") && suffixes.iter().any(|suffix| function.ends_with(suffix))
+        })
     })
 }
 
 /// The frames of a raw stack as names, for tests of the classification.
 #[cfg(test)]
-fn names(raw: &[RawFrame]) -> Vec<String> {
-    raw.iter().map(|frame| clean_symbol(&frame.name)).collect()
+fn names(raw: &[RawFrame]) -> Vec<FrameNames> {
+    raw.iter().map(frame_names).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn frames(names: &[&str]) -> Vec<String> {
+    /// The classification of a process with no socket closed by its peer.
+    fn classify(state: char, call: Option<proc_threads::BlockedCall>, functions: &[FrameNames]) -> ThreadState {
+        super::classify(state, call, functions, Vec::new)
+    }
+
+    fn frames(names: &[&str]) -> Vec<FrameNames> {
         super::names(
             &names
                 .iter()
@@ -557,6 +678,100 @@ mod tests {
         let park = frames(&["<std::thread::thread::Thread>::park"]);
         assert_eq!(classify('S', None, &park), ThreadState::Parked);
         assert!(matches!(classify('S', None, &[]), ThreadState::Unknown(_)));
+    }
+
+    /// A frame of merged code: the symbolizer's name, then the others.
+    fn folded(name: &str, others: &[&str]) -> RawFrame {
+        RawFrame {
+            folded: std::iter::once(name)
+                .chain(others.iter().copied())
+                .map(str::to_owned)
+                .collect(),
+            ..RawFrame::at(name, "/rustc/x/library/std/src/net/udp.rs", 1, 1)
+        }
+    }
+
+    #[test]
+    fn a_running_thread_in_a_read_keeps_reading_a_stream_at_its_end() {
+        let closed = || vec!["TCP 127.0.0.1:2 -> 127.0.0.1:1 (closed by its peer)".to_owned()];
+        let read = frames(&["<std::net::tcp::TcpStream as std::io::Read>::read", "my::reader"]);
+        assert_eq!(
+            super::classify('R', None, &read, closed),
+            ThreadState::RunningInRead("TCP 127.0.0.1:2 -> 127.0.0.1:1 (closed by its peer)".to_owned())
+        );
+        // No socket closed by its peer: the read is still a read.
+        assert_eq!(
+            classify('R', None, &read),
+            ThreadState::RunningInRead("a file descriptor".to_owned())
+        );
+        // Several: the report cannot pick one.
+        let two = || {
+            vec![
+                "TCP a -> b (closed by its peer)".to_owned(),
+                "TCP c -> d (closed by its peer)".to_owned(),
+            ]
+        };
+        assert_eq!(
+            super::classify('R', None, &read, two),
+            ThreadState::RunningInRead("one of 2 sockets closed by their peer (TCP a -> b, TCP c -> d)".to_owned())
+        );
+        // Computing, no read: running.
+        assert_eq!(classify('R', None, &frames(&["my::crunch"])), ThreadState::Running);
+        // Sleeping in a read is a blocked read, not a spin.
+        assert!(matches!(classify('S', blocked_read(), &read), ThreadState::Reading(_)));
+    }
+
+    /// hyper-util's case: the read's code is also `UdpSocket::recv`'s, and
+    /// the symbolizer picked that name.
+    #[test]
+    fn a_folded_frame_is_trusted_only_when_all_its_names_agree() {
+        let recv = names(&[
+            folded(
+                "<std::net::udp::UdpSocket>::recv",
+                &["<std::net::tcp::TcpStream as std::io::Read>::read"],
+            ),
+            RawFrame::at("my::reader::{{closure}}", "src/reader.rs", 3, 9),
+        ]);
+        assert_eq!(
+            recv[0],
+            ["<std::net::udp::UdpSocket>::recv", "std::net::tcp::TcpStream::read"]
+        );
+        // Every name is a read: a read, whichever ran.
+        assert_eq!(
+            classify('R', None, &recv),
+            ThreadState::RunningInRead("a file descriptor".to_owned())
+        );
+        // One name a read, the other not: only the kernel can tell.
+        let mixed = names(&[folded("<std::net::udp::UdpSocket>::recv", &["my::checksum"])]);
+        assert_eq!(classify('R', None, &mixed), ThreadState::Running);
+        let closed = || vec!["TCP x -> y (closed by its peer)".to_owned()];
+        assert_eq!(
+            super::classify('R', None, &mixed, closed),
+            ThreadState::RunningInRead("TCP x -> y (closed by its peer)".to_owned())
+        );
+        // A futex wait in code that is a Mutex's lock or a channel's: the
+        // kernel's view (a futex), not one of the names.
+        let lock_or_channel = names(&[folded(
+            "std::sys::sync::mutex::futex::Mutex::lock_contended",
+            &["std::sync::mpmc::list::Channel<T>::recv"],
+        )]);
+        assert_eq!(
+            classify('S', blocked(202), &lock_or_channel),
+            ThreadState::WaitingOnFutex
+        );
+        let lock = names(&[folded(
+            "std::sys::sync::mutex::futex::Mutex::lock_contended",
+            &["std::sys::sync::rwlock::futex::RwLock::write_contended"],
+        )]);
+        assert_eq!(classify('S', blocked(202), &lock), ThreadState::WaitingForLock);
+    }
+
+    fn blocked_read() -> Option<proc_threads::BlockedCall> {
+        #[cfg(target_arch = "x86_64")]
+        const READ: i64 = 0;
+        #[cfg(not(target_arch = "x86_64"))]
+        const READ: i64 = 63;
+        blocked(READ)
     }
 
     #[test]

@@ -25,6 +25,13 @@ use crate::stack::StackFrame;
 pub enum ThreadState {
     /// On a CPU or ready for one: it computes and never blocks.
     Running,
+    /// On a CPU each time it was looked at, inside a read of the named
+    /// socket or file that returns at once: a loop that keeps reading a
+    /// stream at its end (`read` returns `Ok(0)` once the peer has closed,
+    /// and a loop that ignores `Ok(0)` spins). The socket is named when the
+    /// process has one whose peer closed it (e.g. `TCP 127.0.0.1:40000 ->
+    /// 127.0.0.1:8080 (closed by its peer)`).
+    RunningInRead(String),
     /// In `std::thread::sleep` (or another sleep call).
     Sleeping,
     /// Waiting to take a `Mutex` or `RwLock`.
@@ -61,6 +68,17 @@ impl fmt::Display for ThreadState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ThreadState::Running => f.write_str("running: on a CPU each time it was looked at"),
+            // The kernel showed the peer closed: no need to ask.
+            ThreadState::RunningInRead(what) if what.contains("closed by") => write!(
+                f,
+                "running: it keeps calling read on {what}, which returns at once: read returns \
+                 Ok(0) at end of stream, and a loop that ignores Ok(0) spins"
+            ),
+            ThreadState::RunningInRead(what) => write!(
+                f,
+                "running: it keeps calling read on {what}, which returns at once (the peer closed? \
+                 read returns Ok(0) at end of stream, and a loop that ignores Ok(0) spins)"
+            ),
             ThreadState::Sleeping => f.write_str("sleeping"),
             ThreadState::WaitingForLock => f.write_str("waiting to take a lock (Mutex/RwLock)"),
             ThreadState::WaitingOnChannel => f.write_str("waiting on a channel (a sender or receiver is still alive)"),
@@ -90,6 +108,10 @@ impl ThreadState {
         Some(match self {
             ThreadState::Running => {
                 "give the loop an exit: check a stop flag (`AtomicBool`) each round and `join()` the thread"
+            }
+            ThreadState::RunningInRead(_) => {
+                "treat `Ok(0)` from `read` as end of stream: leave the loop (and close the socket), \
+                 and `join()` the thread from its owner"
             }
             ThreadState::Sleeping => {
                 "a sleeping loop needs a way out: wait on a stop channel with `recv_timeout` instead of \
@@ -124,6 +146,7 @@ impl ThreadState {
     fn docs_anchor(&self) -> &'static str {
         match self {
             ThreadState::Running => "thread-running",
+            ThreadState::RunningInRead(_) => "thread-running-read",
             ThreadState::Sleeping => "thread-sleeping",
             ThreadState::WaitingForLock => "thread-lock",
             ThreadState::Reading(_) | ThreadState::Writing(_) | ThreadState::Accepting(_) => "thread-io",
@@ -395,4 +418,45 @@ fn write_state_and_stack(f: &mut fmt::Formatter<'_>, group: &ThreadGroup) -> fmt
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_state_with_a_fix_links_to_a_section_of_the_fixes_page() {
+        let page = include_str!("../docs/fixes.md");
+        let text = || "x".to_owned();
+        let all = [
+            ThreadState::Running,
+            ThreadState::RunningInRead(text()),
+            ThreadState::Sleeping,
+            ThreadState::WaitingForLock,
+            ThreadState::WaitingOnChannel,
+            ThreadState::WaitingOnCondvar,
+            ThreadState::WaitingAtBarrier,
+            ThreadState::Parked,
+            ThreadState::Joining,
+            ThreadState::WaitingOnFutex,
+            ThreadState::Reading(text()),
+            ThreadState::Writing(text()),
+            ThreadState::Accepting(text()),
+            ThreadState::Polling,
+            ThreadState::WaitingForChild,
+            ThreadState::InSystemCall(text()),
+            ThreadState::Unknown(text()),
+        ];
+        for state in all.iter().filter(|state| state.hint().is_some()) {
+            let anchor = state.docs_anchor();
+            assert!(
+                page.contains(&format!("<a id=\"{anchor}\"></a>")),
+                "docs/fixes.md has no section `{anchor}` (for {state:?})"
+            );
+        }
+        assert_eq!(
+            ThreadState::RunningInRead(text()).docs().as_deref(),
+            Some("https://docs.rs/taskleak/latest/taskleak/fixes/index.html#thread-running-read")
+        );
+    }
 }

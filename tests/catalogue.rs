@@ -955,6 +955,15 @@ const THREAD_LEAKS: &[ThreadLeak] = &[
         top: "",
         fix: "thread-running",
     },
+    ThreadLeak {
+        test: "row18_spin_after_peer_closed::tests::leaky_spin_after_peer_closed",
+        blocked: "running: it keeps calling read on ",
+        runs: "row18_spin_after_peer_closed::leaky_start_reader",
+        at: "src/row18_spin_after_peer_closed.rs:36:",
+        // Which of std's merged names the symbolizer picks is its choice.
+        top: "",
+        fix: "thread-running-read",
+    },
 ];
 
 #[test]
@@ -1011,6 +1020,72 @@ fn every_leaked_thread_is_reported_with_what_it_runs_and_waits_for() {
             leak.fix
         );
     }
+}
+
+/// Row 18, and hyper-util's report behind it: a thread spinning on a read
+/// of a socket whose peer closed. std's `<TcpStream as Read>::read` is one
+/// body with `UdpSocket::recv` (and `UnixDatagram::recv`), so the read's
+/// frame may be named `UdpSocket::recv`: never alone, always with the note
+/// that the name is ambiguous.
+#[test]
+fn a_thread_spinning_on_a_closed_socket_says_so_and_no_folded_name_stands_alone() {
+    let leaky = outcome("row18_spin_after_peer_closed::tests::leaky_spin_after_peer_closed");
+    let output = &leaky.output;
+    assert!(!leaky.passed, "{output}");
+    let blocked = output
+        .lines()
+        .find(|line| line.trim_start().starts_with("blocked:"))
+        .unwrap_or_else(|| panic!("no state in:\n{output}"));
+    // The socket by name; when tests running alongside hold sockets their
+    // peer closed too, nothing says which one the thread reads, and the
+    // report names them all.
+    assert!(
+        blocked.contains("it keeps calling read on TCP 127.0.0.1:")
+            || blocked.contains("it keeps calling read on one of "),
+        "{output}"
+    );
+    assert!(
+        blocked.contains("closed by its peer") || blocked.contains("closed by their peer"),
+        "{output}"
+    );
+    let stack = output
+        .split("stack:\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no stack in:\n{output}"));
+    let lines: Vec<&str> = stack
+        .lines()
+        .take_while(|line| !line.trim_start().starts_with("fix:"))
+        .collect();
+    // The read is there, under one of its names.
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains("UdpSocket>::recv") || line.contains("TcpStream::read")),
+        "{output}"
+    );
+    // Wherever a name std shares with other functions is shown, the next
+    // line says it is ambiguous and names the read among the others.
+    for (at, line) in lines.iter().enumerate() {
+        let shared = ["UdpSocket>::recv", "UnixDatagram>::recv", "TcpStream::read"]
+            .iter()
+            .any(|name| line.contains(name));
+        if !shared || line.trim_start().starts_with("(ambiguous name") {
+            continue;
+        }
+        let note = lines.get(at + 1).copied().unwrap_or_default();
+        assert!(
+            note.trim_start()
+                .starts_with("(ambiguous name: the same machine code is also "),
+            "`{line}` is shown without the note that its name is ambiguous:\n{output}"
+        );
+        if line.contains("UdpSocket>::recv") {
+            assert!(note.contains("std::net::tcp::TcpStream::read"), "{output}");
+        }
+    }
+    assert!(
+        outcome("row18_spin_after_peer_closed::tests::fixed_spin_after_peer_closed").passed,
+        "the fixed reader must pass"
+    );
 }
 
 #[test]
