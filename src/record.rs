@@ -1,6 +1,7 @@
 //! Machine-readable leak records for `cargo taskleak`: with
-//! `TASKLEAK_RECORD_DIR` set, every check that reports appends one JSON
-//! line to a file of its process's in that directory.
+//! `TASKLEAK_RECORD_DIR` set, every check appends one JSON line to a file
+//! of its process's in that directory — a clean check too, so that the
+//! gate can tell checked tests from tests that ran without a check.
 
 use std::fmt::Write as _;
 use std::io::Write as _;

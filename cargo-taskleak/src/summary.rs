@@ -73,6 +73,7 @@ pub(crate) fn leaks(records: &[Record]) -> Vec<Leak> {
         b.count
             .cmp(&a.count)
             .then(b.tests.len().cmp(&a.tests.len()))
+            .then_with(|| a.kind.cmp(&b.kind))
             // Sites of one file in the file's order, not their keys'.
             .then_with(|| site_order(a).cmp(&site_order(b)))
             .then(a.key.cmp(&b.key))
