@@ -206,6 +206,9 @@ fn check(binary: &str, manifest_dir: Option<&str>, before: HashSet<i32>) -> Opti
         };
         crate::record::write(report, verdict);
     }
+    if reports.is_empty() {
+        crate::record::write_clean(&label, Scope::Binary, false);
+    }
     let text: Vec<String> = reports.iter().map(ToString::to_string).collect();
     let fails = mode == Mode::Fail && reports.iter().any(LeakReport::is_leak);
     (!text.is_empty()).then(|| Verdict {

@@ -429,17 +429,20 @@ fn conclude<T>(
     expected_panic: Option<fn() -> T>,
     leaks_fail: bool,
 ) -> T {
-    if let Some(report) = &report {
-        // A should_panic test's own failure is *not* panicking.
-        let own_failure = match expected_panic {
-            Some(_) => outcome.is_ok(),
-            None => outcome.as_ref().map_or(true, &is_failure),
-        };
-        let verdict = crate::record::Verdict {
-            leak_fails: leaks_fail && report.is_leak(),
-            own_failure,
-        };
-        crate::record::write(report, verdict);
+    // A should_panic test's own failure is *not* panicking.
+    let own_failure = match expected_panic {
+        Some(_) => outcome.is_ok(),
+        None => outcome.as_ref().map_or(true, &is_failure),
+    };
+    match &report {
+        Some(report) => {
+            let verdict = crate::record::Verdict {
+                leak_fails: leaks_fail && report.is_leak(),
+                own_failure,
+            };
+            crate::record::write(report, verdict);
+        }
+        None => crate::record::write_clean(test, crate::report::Scope::Test, own_failure),
     }
     let leak_fails = |report: &LeakReport| leaks_fail && report.is_leak();
     match (outcome, report) {

@@ -1,6 +1,7 @@
 //! Machine-readable leak records for `cargo taskleak`: with
-//! `TASKLEAK_RECORD_DIR` set, every check that reports appends one JSON
-//! line to a file of its process's in that directory.
+//! `TASKLEAK_RECORD_DIR` set, every check appends one JSON line to a file
+//! of its process's in that directory — a clean check too, so that the
+//! gate can tell checked tests from tests that ran without a check.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -29,12 +30,37 @@ pub(crate) struct Verdict {
 /// for. A record that cannot be written is said on stderr, never a panic:
 /// the test's verdict stands.
 pub(crate) fn write(report: &LeakReport, verdict: Verdict) {
+    append(|binary| to_json(report, verdict, binary));
+}
+
+/// Records a check that found nothing: `cargo taskleak` counts the tests
+/// that were checked (a test without a record ran without a check). Costs
+/// one appended line, and only when records are asked for.
+pub(crate) fn write_clean(test: &str, scope: Scope, own_failure: bool) {
+    append(|binary| {
+        let scope = match scope {
+            Scope::Test => "test",
+            Scope::Binary => "binary",
+        };
+        format!(
+            "{{\"version\":{VERSION},\"binary\":{},\"test\":{},\"scope\":\"{scope}\",\"leak_fails\":false,\
+             \"own_failure\":{own_failure},\"process_test\":{},\"tasks\":0,\"threads\":0,\"groups\":[],\"report\":\"\"}}",
+            string(binary),
+            string(test),
+            process_test().as_deref().map_or("null".to_owned(), string),
+        )
+    });
+}
+
+/// Appends the line `to_json` makes (given the binary's name) to this
+/// process's record file, if records are asked for.
+fn append(to_json: impl FnOnce(&str) -> String) {
     let Some(dir) = std::env::var_os(DIR_VARIABLE).filter(|dir| !dir.is_empty()) else {
         return;
     };
     let binary = binary_name();
     let path = PathBuf::from(dir).join(format!("{binary}-{}.jsonl", std::process::id()));
-    let mut line = to_json(report, verdict, &binary);
+    let mut line = to_json(&binary);
     line.push('\n');
     // One `write` of the whole line, appended: records of the threads of
     // one process never interleave.
@@ -92,8 +118,15 @@ fn to_json(report: &LeakReport, verdict: Verdict, binary: &str) -> String {
             TaskState::Running => "running",
             TaskState::StackUnavailable(_) => "stack-unavailable",
         };
+        // The spawn line's text and its occurrence in the file name the
+        // site without its line number: the gate's key survives edits above.
+        let (spawn_line, occurrence) = match group.spawn_source() {
+            Some(source) if !source.spawn_line().is_empty() => (string(source.spawn_line()), source.occurrence()),
+            _ => ("null".to_owned(), 0),
+        };
         let mut item = format!(
-            "{{\"kind\":\"task\",\"count\":{},\"spawned_at\":{},\"state\":\"{state}\",\"cause\":\"{}\",\"frames\":",
+            "{{\"kind\":\"task\",\"count\":{},\"spawned_at\":{},\"spawn_line\":{spawn_line},\
+             \"spawn_occurrence\":{occurrence},\"state\":\"{state}\",\"cause\":\"{}\",\"frames\":",
             group.count(),
             group.spawned_at().map_or("null".to_owned(), string),
             group.cause().label(),

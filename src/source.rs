@@ -33,6 +33,10 @@ pub struct SourceExcerpt {
     first_line: u32,
     lines: Vec<String>,
     truncated: bool,
+    /// Which occurrence of the spawn line's text in its file this is
+    /// (1 for the first): with the text, names the spawn site without its
+    /// line number, so that `cargo taskleak` keeps distinct sites apart.
+    occurrence: u32,
 }
 
 impl SourceExcerpt {
@@ -74,6 +78,13 @@ impl SourceExcerpt {
     /// ```
     pub fn is_truncated(&self) -> bool {
         self.truncated
+    }
+
+    /// Which occurrence of [`spawn_line`](Self::spawn_line)'s text in the
+    /// file this one is, from 1: three `tokio::spawn(pending())` lines in one
+    /// file are its 1st, 2nd and 3rd.
+    pub(crate) fn occurrence(&self) -> u32 {
+        self.occurrence
     }
 }
 
@@ -163,6 +174,12 @@ fn excerpt_of(text: &str, line: u32) -> Option<SourceExcerpt> {
     let mut rest = text.lines().skip(index);
     let first = rest.next()?;
     let depth = indentation(first);
+    let same_text = text
+        .lines()
+        .take(index)
+        .filter(|line| line.trim() == first.trim())
+        .count();
+    let occurrence = u32::try_from(same_text).unwrap_or(u32::MAX).saturating_add(1);
     let mut lines = vec![first.to_owned()];
     let mut truncated = false;
     let ends_here = first.trim_end().ends_with(';');
@@ -189,6 +206,7 @@ fn excerpt_of(text: &str, line: u32) -> Option<SourceExcerpt> {
         first_line: line,
         lines,
         truncated,
+        occurrence,
     })
 }
 
@@ -324,5 +342,14 @@ fn start(listener: TcpListener) {
         let excerpt = excerpt_at(&format!("{this}:{line}:9"), Some(root)).expect("this file is readable");
         assert_eq!(excerpt.spawn_line(), "let this = file!();");
         assert_eq!(excerpt_at("no/such/file.rs:1:1", Some(root)), None);
+    }
+
+    #[test]
+    fn identical_spawn_lines_are_told_apart_by_occurrence() {
+        let text = "fn a() {\n    tokio::spawn(pending());\n}\nfn b() {\n  tokio::spawn(pending());\n}\n";
+        let first = excerpt_of(text, 2).expect("line 2");
+        let second = excerpt_of(text, 5).expect("line 5");
+        assert_eq!(first.spawn_line(), second.spawn_line());
+        assert_eq!((first.occurrence(), second.occurrence()), (1, 2));
     }
 }

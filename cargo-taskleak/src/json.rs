@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::summary::Run;
+use crate::verdicts::FailureKind;
 
 const SCHEMA: &str = "taskleak-run";
 const VERSION: u32 = 1;
@@ -18,13 +19,24 @@ struct Document<'a> {
     totals: Totals,
     leaks: Vec<LeakEntry<'a>>,
     gone_from_baseline: &'a [String],
-    unrelated_failures: Vec<TestRef<'a>>,
+    unrelated_failures: Vec<FailureRef<'a>>,
+    /// Tests (not doctests) that ran without a leak check.
+    unchecked: Vec<TestRef<'a>>,
+    /// The time bound that stopped the run (`"30m"`), or `null`.
+    stopped_after: Option<&'a str>,
 }
 
 #[derive(Serialize)]
 struct Totals {
     tests_run: usize,
+    /// Tests a check ran on (whose record the gate read).
+    checked_tests: usize,
+    /// Tests that ran without a check, doctests not counted.
+    unchecked_tests: usize,
+    doctests: usize,
     tests_failed: usize,
+    /// Tests still running (or not started) when the time bound hit.
+    hung_tests: usize,
     leaking_tests: usize,
     distinct_leaks: usize,
     new_leaks: usize,
@@ -51,6 +63,16 @@ struct TestRef<'a> {
     name: &'a str,
 }
 
+#[derive(Serialize)]
+struct FailureRef<'a> {
+    binary: &'a str,
+    name: &'a str,
+    /// `own` (its panic, error or crash), `hung`, or `binary`.
+    kind: &'static str,
+    /// One line: its panic's message, say.
+    reason: &'a str,
+}
+
 fn test_ref(test: &crate::outcomes::TestId) -> TestRef<'_> {
     TestRef {
         binary: &test.binary,
@@ -70,7 +92,11 @@ pub(crate) fn write(path: &Path, run: &Run, exit_code: i32) -> Result<(), String
         exit_code,
         totals: Totals {
             tests_run: run.tests_run,
+            checked_tests: run.coverage.checked,
+            unchecked_tests: run.coverage.unchecked.len(),
+            doctests: run.coverage.doctests,
             tests_failed: run.tests_failed,
+            hung_tests: run.hung().count(),
             leaking_tests: run.leaking_tests().len(),
             distinct_leaks: run.leaks.len(),
             new_leaks: run.new_keys.len(),
@@ -93,7 +119,21 @@ pub(crate) fn write(path: &Path, run: &Run, exit_code: i32) -> Result<(), String
             })
             .collect(),
         gone_from_baseline: &run.gone,
-        unrelated_failures: run.unrelated_failures.iter().map(test_ref).collect(),
+        unrelated_failures: run
+            .unrelated_failures()
+            .map(|failure| FailureRef {
+                binary: &failure.test.binary,
+                name: &failure.test.name,
+                kind: match failure.kind {
+                    FailureKind::Hung => "hung",
+                    FailureKind::Binary => "binary",
+                    FailureKind::Own | FailureKind::Leak => "own",
+                },
+                reason: &failure.message,
+            })
+            .collect(),
+        unchecked: run.coverage.unchecked.iter().map(test_ref).collect(),
+        stopped_after: run.stopped_after.as_deref(),
     };
     let text = serde_json::to_string_pretty(&document).map_err(|error| error.to_string())?;
     std::fs::write(path, text + "\n").map_err(|error| format!("cannot write {}: {error}", path.display()))

@@ -1,27 +1,56 @@
 //! `--junit FILE`: a JUnit XML report for CI systems to display: every test
-//! that ran, the leaking ones failing with their report as the message.
+//! that ran; every failed one a `<failure>` with its reason (its leak
+//! report, its own panic or error, a hang); unchecked ones noted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::outcomes::TestId;
+use crate::outcomes::{DOCTESTS_SUFFIX, TestId};
+use crate::verdicts::{Failure, FailureKind};
 
-/// Writes the report: `tests` are every test that ran; `reports` the leak
-/// report text of each leaking test.
+/// Writes the report: `tests` are every test that ran; `failures` every
+/// failed one with its reason; `unchecked` those that ran without a check.
 ///
 /// # Errors
 ///
 /// When the file cannot be written.
-pub(crate) fn write(path: &Path, tests: &[TestId], reports: &BTreeMap<TestId, Vec<String>>) -> Result<(), String> {
-    std::fs::write(path, render(tests, reports)).map_err(|error| format!("cannot write {}: {error}", path.display()))
+pub(crate) fn write(
+    path: &Path,
+    tests: &[TestId],
+    failures: &[Failure],
+    unchecked: &BTreeSet<TestId>,
+) -> Result<(), String> {
+    std::fs::write(path, render(tests, failures, unchecked))
+        .map_err(|error| format!("cannot write {}: {error}", path.display()))
 }
 
-fn render(tests: &[TestId], reports: &BTreeMap<TestId, Vec<String>>) -> String {
-    let mut all: Vec<&TestId> = tests.iter().collect();
-    // A leaking binary-level check has no test line of its own.
-    all.extend(reports.keys().filter(|test| !tests.contains(test)));
-    all.sort();
+/// Writes the report of a run whose build failed: no test ran, and the
+/// report says so with one failing case (an absent or empty report would
+/// read as a pass).
+///
+/// # Errors
+///
+/// When the file cannot be written.
+pub(crate) fn write_build_failure(path: &Path, reason: &str) -> Result<(), String> {
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    out.push_str("<testsuites name=\"taskleak\" tests=\"1\" failures=\"0\" errors=\"1\">\n");
+    out.push_str("  <testsuite name=\"build\" tests=\"1\" failures=\"0\" errors=\"1\">\n");
+    let _ = writeln!(
+        out,
+        "    <testcase classname=\"build\" name=\"build\">\n      <error type=\"build\" message=\"{}\"/>\n    </testcase>",
+        escape(reason)
+    );
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    std::fs::write(path, out).map_err(|error| format!("cannot write {}: {error}", path.display()))
+}
+
+fn render(tests: &[TestId], failures: &[Failure], unchecked: &BTreeSet<TestId>) -> String {
+    let by_test: BTreeMap<&TestId, &Failure> = failures.iter().map(|failure| (&failure.test, failure)).collect();
+    let mut all: BTreeSet<&TestId> = tests.iter().collect();
+    // A leaking binary-level check, a hung test or a failed binary has no
+    // test line of its own.
+    all.extend(by_test.keys().copied());
     let mut by_binary: BTreeMap<&str, Vec<&TestId>> = BTreeMap::new();
     for test in all {
         by_binary.entry(&test.binary).or_default().push(test);
@@ -31,10 +60,10 @@ fn render(tests: &[TestId], reports: &BTreeMap<TestId, Vec<String>>) -> String {
     let _ = writeln!(
         out,
         "<testsuites name=\"taskleak\" tests=\"{total}\" failures=\"{}\">",
-        reports.len()
+        by_test.len()
     );
     for (binary, tests) in by_binary {
-        let failures = tests.iter().filter(|test| reports.contains_key(test)).count();
+        let failures = tests.iter().filter(|test| by_test.contains_key(*test)).count();
         let _ = writeln!(
             out,
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\">",
@@ -44,20 +73,39 @@ fn render(tests: &[TestId], reports: &BTreeMap<TestId, Vec<String>>) -> String {
         for test in tests {
             let name = escape(&test.name);
             let class = escape(binary);
-            match reports.get(test) {
-                Some(texts) => {
-                    let text = texts.join("\n");
-                    let first = text.lines().next().unwrap_or("leaked");
+            let note = if test.binary.ends_with(DOCTESTS_SUFFIX) {
+                Some("taskleak: a doctest: not leak-checked")
+            } else if unchecked.contains(test) {
+                Some("taskleak: ran without a leak check (no #[taskleak::verify_no_leaks])")
+            } else {
+                None
+            };
+            match (by_test.get(test), note) {
+                (Some(failure), _) => {
+                    let kind = match failure.kind {
+                        FailureKind::Leak => "taskleak",
+                        FailureKind::Own => "test-failure",
+                        FailureKind::Hung => "hung",
+                        FailureKind::Binary => "binary-failure",
+                    };
                     let _ = writeln!(out, "    <testcase classname=\"{class}\" name=\"{name}\">");
                     let _ = writeln!(
                         out,
-                        "      <failure type=\"taskleak\" message=\"{}\">{}</failure>",
-                        escape(first),
-                        escape(&text)
+                        "      <failure type=\"{kind}\" message=\"{}\">{}</failure>",
+                        escape(&failure.message),
+                        escape(&failure.text)
                     );
+                    if let Some(note) = note {
+                        let _ = writeln!(out, "      <system-out>{}</system-out>", escape(note));
+                    }
                     let _ = writeln!(out, "    </testcase>");
                 }
-                None => {
+                (None, Some(note)) => {
+                    let _ = writeln!(out, "    <testcase classname=\"{class}\" name=\"{name}\">");
+                    let _ = writeln!(out, "      <system-out>{}</system-out>", escape(note));
+                    let _ = writeln!(out, "    </testcase>");
+                }
+                (None, None) => {
                     let _ = writeln!(out, "    <testcase classname=\"{class}\" name=\"{name}\"/>");
                 }
             }
@@ -91,23 +139,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn leaking_tests_fail_with_their_report_and_others_pass() {
+    fn every_failed_test_fails_with_its_reason_and_unchecked_ones_say_so() {
         let test = |name: &str| TestId {
             binary: "alpha".into(),
             name: name.into(),
         };
-        let mut reports = BTreeMap::new();
-        reports.insert(
-            test("leaky"),
-            vec!["taskleak: 1 task leaked by `leaky`\n  <stack> & more".to_owned()],
+        let failures = [
+            Failure {
+                test: test("leaky"),
+                kind: FailureKind::Leak,
+                message: "taskleak: 1 task leaked by `leaky`".into(),
+                text: "taskleak: 1 task leaked by `leaky`\n  <stack> & more".into(),
+            },
+            Failure {
+                test: test("panics"),
+                kind: FailureKind::Own,
+                message: "assertion failed: ready".into(),
+                text: "thread 'panics' panicked at src/lib.rs:1:1:\nassertion failed: ready".into(),
+            },
+        ];
+        let unchecked: BTreeSet<TestId> = [test("bare")].into_iter().collect();
+        let xml = render(
+            &[test("clean"), test("leaky"), test("panics"), test("bare")],
+            &failures,
+            &unchecked,
         );
-        let xml = render(&[test("clean"), test("leaky")], &reports);
         assert!(
-            xml.contains("<testsuites name=\"taskleak\" tests=\"2\" failures=\"1\">"),
+            xml.contains("<testsuites name=\"taskleak\" tests=\"4\" failures=\"2\">"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<testsuite name=\"alpha\" tests=\"4\" failures=\"2\">"),
             "{xml}"
         );
         assert!(xml.contains("<testcase classname=\"alpha\" name=\"clean\"/>"), "{xml}");
         assert!(xml.contains("message=\"taskleak: 1 task leaked by `leaky`\""), "{xml}");
         assert!(xml.contains("&lt;stack&gt; &amp; more</failure>"), "{xml}");
+        assert!(
+            xml.contains("<failure type=\"test-failure\" message=\"assertion failed: ready\">"),
+            "{xml}"
+        );
+        assert!(xml.contains("ran without a leak check"), "{xml}");
+        assert_eq!(xml.matches("<failure ").count(), 2, "{xml}");
     }
 }

@@ -13,12 +13,12 @@ mod outcomes;
 mod records;
 mod runner;
 mod summary;
+mod verdicts;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::process::ExitCode;
 
-use outcomes::{Outcomes, TestId};
-use records::Record;
+use outcomes::TestId;
 use summary::Run;
 
 /// No leaks, or only baselined ones.
@@ -53,34 +53,41 @@ fn run() -> Result<u8, String> {
     let baseline = args.baseline.as_deref().map(baseline::read).transpose()?;
     let plan = runner::Plan::new(args.nextest, args.runner, args.test_binary, args.target_dir)?;
     eprintln!("taskleak: building the tests in {}", plan.target_dir.display());
-    plan.build()?;
+    if let Err(error) = plan.build() {
+        // No test ran: a CI system must not read the JUnit file of an
+        // earlier run, or an empty one, as a pass.
+        if let Some(path) = &args.junit {
+            junit::write_build_failure(path, &error)?;
+        }
+        return Err(error);
+    }
     let record_dir = plan.record_dir.clone();
     let count_leaks = || {
         records::read_dir(&record_dir)
             .map(|records| records.iter().filter(|record| record.is_leak()).count())
             .unwrap_or(0)
     };
-    let outcomes = plan.run(count_leaks)?;
+    let ran = plan.run(args.timeout.unwrap_or(args::DEFAULT_TIMEOUT), count_leaks)?;
+    let outcomes = ran.outcomes;
     let records = records::read_dir(&plan.record_dir)?;
     let leaks = summary::leaks(&records);
-    let keys: BTreeSet<String> = leaks.iter().map(|leak| leak.key.clone()).collect();
     let (new_keys, gone) = match &baseline {
-        Some(known) => (
-            keys.difference(known).cloned().collect(),
-            known.difference(&keys).cloned().collect(),
-        ),
-        None => (keys, Vec::new()),
+        Some(known) => known.compare(&leaks),
+        None => (leaks.iter().map(|leak| leak.key.clone()).collect(), Vec::new()),
     };
     let run = Run {
         tests_run: outcomes.tests.len(),
         tests_failed: outcomes.failed().count(),
-        unrelated_failures: unrelated_failures(&outcomes, &records),
+        failures: verdicts::failures(&outcomes, &records, ran.stopped_after.as_deref()),
+        coverage: verdicts::coverage(&outcomes.tests, &records),
+        stopped_after: ran.stopped_after,
+        doctests_not_run: args.nextest,
         leaks,
         new_keys,
         gone,
         baseline_used: baseline.is_some(),
     };
-    let code = if !run.unrelated_failures.is_empty() {
+    let code = if run.unrelated_failures().next().is_some() {
         RUN_FAILED
     } else if !run.new_keys.is_empty() {
         NEW_LEAKS
@@ -94,7 +101,8 @@ fn run() -> Result<u8, String> {
     }
     if let Some(path) = &args.junit {
         let tests: Vec<TestId> = outcomes.tests.keys().cloned().collect();
-        junit::write(path, &tests, &reports_by_test(&records))?;
+        let unchecked: BTreeSet<TestId> = run.coverage.unchecked.iter().cloned().collect();
+        junit::write(path, &tests, &run.failures, &unchecked)?;
     }
     if let Some(path) = &args.write_baseline {
         baseline::write(path, &run.leaks)?;
@@ -105,49 +113,4 @@ fn run() -> Result<u8, String> {
         );
     }
     Ok(code)
-}
-
-/// Failed tests (and binaries) that no leak explains: they failed on their
-/// own, or without a report.
-fn unrelated_failures(outcomes: &Outcomes, records: &[Record]) -> Vec<TestId> {
-    let failed_by_leak = |binary: &str, name: &str| {
-        records.iter().any(|record| {
-            record.is_leak()
-                && record.leak_fails
-                && !record.own_failure
-                && record.binary == binary
-                && record.test_name() == name
-        })
-    };
-    let mut unrelated: Vec<TestId> = outcomes
-        .failed()
-        .filter(|test| !failed_by_leak(&test.binary, &test.name))
-        .cloned()
-        .collect();
-    for binary in &outcomes.failed_binaries {
-        let has_failed_test = outcomes.failed().any(|test| &test.binary == binary);
-        let binary_leaked = records
-            .iter()
-            .any(|record| record.binary == *binary && record.scope == "binary" && record.leak_fails);
-        if !has_failed_test && !binary_leaked {
-            unrelated.push(TestId {
-                binary: binary.clone(),
-                name: "(the binary failed after its tests: see the output log)".to_owned(),
-            });
-        }
-    }
-    unrelated
-}
-
-/// Each leaking test's report texts.
-fn reports_by_test(records: &[Record]) -> BTreeMap<TestId, Vec<String>> {
-    let mut reports: BTreeMap<TestId, Vec<String>> = BTreeMap::new();
-    for record in records.iter().filter(|record| record.is_leak()) {
-        let test = TestId {
-            binary: record.binary.clone(),
-            name: record.test_name(),
-        };
-        reports.entry(test).or_default().push(record.report.clone());
-    }
-    reports
 }

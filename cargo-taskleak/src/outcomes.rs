@@ -11,6 +11,9 @@ pub(crate) struct TestId {
     pub(crate) name: String,
 }
 
+/// The binary name doctests of a crate are listed under: `alpha (doctests)`.
+pub(crate) const DOCTESTS_SUFFIX: &str = " (doctests)";
+
 /// What the run's output told so far.
 #[derive(Debug, Default)]
 pub(crate) struct Outcomes {
@@ -18,23 +21,98 @@ pub(crate) struct Outcomes {
     pub(crate) tests: BTreeMap<TestId, bool>,
     /// Binaries that failed (`error: test failed, to rerun pass …`).
     pub(crate) failed_binaries: Vec<String>,
+    /// What each failed test printed (libtest's `---- NAME stdout ----`
+    /// section, nextest's `stdout ───`/`stderr ───` under its `FAIL` line):
+    /// the reason a test that did not leak failed.
+    pub(crate) output: BTreeMap<TestId, String>,
+    /// Tests still running (or not yet started) in the binary that was
+    /// running when the time bound stopped the run.
+    pub(crate) hung: Vec<TestId>,
     /// The binary whose output libtest is printing.
     current_binary: Option<String>,
+    /// Its executable, from cargo's `Running … (PATH)` line: listed to find
+    /// the tests that never finished when the run is stopped.
+    pub(crate) current_executable: Option<String>,
+    /// The failed test whose output lines are being gathered.
+    capturing: Option<(TestId, Vec<String>)>,
+    /// Tests libtest reported `ignored`: they finished, without running.
+    ignored: std::collections::BTreeSet<(String, String)>,
 }
 
 impl Outcomes {
     /// Takes one line of output; returns the test it finished, if any.
     pub(crate) fn take_line(&mut self, line: &str) -> Option<(TestId, bool)> {
+        let finished = self.take_status_line(line);
+        if finished.is_none() {
+            self.capture(line);
+        }
+        finished
+    }
+
+    /// Gathers the output of a failed test: libtest prints it after the
+    /// binary's tests, under `---- NAME stdout ----`; nextest right after
+    /// the test's `FAIL` line, indented.
+    fn capture(&mut self, line: &str) {
+        let trimmed = line.trim();
+        if let Some(name) = trimmed
+            .strip_prefix("---- ")
+            .and_then(|rest| rest.strip_suffix(" stdout ----"))
+        {
+            self.end_capture();
+            let test = TestId {
+                binary: self.current_binary.clone().unwrap_or_default(),
+                name: name.to_owned(),
+            };
+            self.capturing = Some((test, Vec::new()));
+            return;
+        }
+        let ends = trimmed == "failures:"
+            || trimmed == "successes:"
+            || trimmed.starts_with("test result:")
+            || trimmed.starts_with("────")
+            || trimmed.starts_with("Running ")
+            || trimmed.starts_with("Doc-tests ");
+        if ends {
+            self.end_capture();
+            return;
+        }
+        if let Some((_, lines)) = &mut self.capturing {
+            lines.push(line.to_owned());
+        }
+    }
+
+    fn end_capture(&mut self) {
+        if let Some((test, lines)) = self.capturing.take() {
+            let text = tidy_output(&lines);
+            if !text.is_empty() {
+                self.output.insert(test, text);
+            }
+        }
+    }
+
+    /// Ends the output gathered last, at the end of the run.
+    pub(crate) fn finish(&mut self) {
+        self.end_capture();
+    }
+
+    /// The test binary running last, as cargo names it.
+    pub(crate) fn current_binary(&self) -> Option<&str> {
+        self.current_binary.as_deref()
+    }
+
+    fn take_status_line(&mut self, line: &str) -> Option<(TestId, bool)> {
         let trimmed = line.trim();
         // cargo: `Running unittests src/lib.rs (target/debug/deps/alpha-0123456789abcdef)`
         if let Some(rest) = trimmed.strip_prefix("Running ") {
             if let Some(path) = rest.rsplit_once(" (").and_then(|(_, path)| path.strip_suffix(')')) {
                 self.current_binary = Some(binary_of_path(path));
+                self.current_executable = Some(path.to_owned());
             }
             return None;
         }
         if let Some(krate) = trimmed.strip_prefix("Doc-tests ") {
-            self.current_binary = Some(format!("{krate} (doctests)"));
+            self.current_binary = Some(format!("{krate}{DOCTESTS_SUFFIX}"));
+            self.current_executable = None;
             return None;
         }
         if trimmed.starts_with("error: test failed, to rerun pass") {
@@ -49,7 +127,14 @@ impl Outcomes {
             let passed = match status.trim() {
                 "ok" => true,
                 "FAILED" => false,
-                _ => return None, // ignored, bench
+                status => {
+                    // ignored (maybe with a reason), bench
+                    if status.starts_with("ignored") {
+                        let binary = self.current_binary.clone().unwrap_or_default();
+                        self.ignored.insert((binary, name.to_owned()));
+                    }
+                    return None;
+                }
             };
             let id = TestId {
                 binary: self.current_binary.clone().unwrap_or_default(),
@@ -58,16 +143,63 @@ impl Outcomes {
             self.tests.insert(id.clone(), passed);
             return Some((id, passed));
         }
-        nextest_line(line).map(|(id, passed)| {
-            self.tests.insert(id.clone(), passed);
-            (id, passed)
-        })
+        let (id, passed) = nextest_line(line)?;
+        self.tests.insert(id.clone(), passed);
+        // What a failed test printed follows its status line.
+        self.end_capture();
+        if !passed {
+            self.capturing = Some((id.clone(), Vec::new()));
+        }
+        Some((id, passed))
+    }
+
+    /// Whether `name` of the current binary has finished (passed, failed
+    /// or was ignored).
+    pub(crate) fn finished(&self, binary: &str, name: &str) -> bool {
+        self.tests.contains_key(&TestId {
+            binary: binary.to_owned(),
+            name: name.to_owned(),
+        }) || self.ignored.contains(&(binary.to_owned(), name.to_owned()))
     }
 
     /// The tests that failed.
     pub(crate) fn failed(&self) -> impl Iterator<Item = &TestId> {
         self.tests.iter().filter(|(_, passed)| !**passed).map(|(id, _)| id)
     }
+}
+
+/// A failed test's output without the lines around it: nextest's indent,
+/// blank lines at either end, and libtest's backtrace hint.
+fn tidy_output(lines: &[String]) -> String {
+    let indent = lines
+        .iter()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| line.len() - line.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    let kept: Vec<&str> = lines
+        .iter()
+        .map(|line| line.get(indent..).unwrap_or_else(|| line.trim_start()))
+        .filter(|line| !line.starts_with("note: run with `RUST_BACKTRACE=1`"))
+        .collect();
+    kept.join("\n").trim_matches('\n').trim_end().to_owned()
+}
+
+/// The one-line reason in a failed test's output: the message of its panic
+/// (the line after `thread '…' panicked at …:`), or the `Error: …` its
+/// `Result` returned.
+pub(crate) fn reason_in(output: &str) -> Option<&str> {
+    let mut lines = output.lines();
+    while let Some(line) = lines.next() {
+        let line = line.trim();
+        if line.starts_with("thread '") && line.contains(" panicked at ") {
+            return lines.next().map(str::trim).filter(|message| !message.is_empty());
+        }
+        if line.starts_with("Error: ") {
+            return Some(line);
+        }
+    }
+    None
 }
 
 /// `target/debug/deps/alpha-0123456789abcdef` is the binary `alpha`.
@@ -91,7 +223,8 @@ fn nextest_line(line: &str) -> Option<(TestId, bool)> {
     let status = words.next()?;
     let passed = match status {
         "PASS" | "LEAK" => true,
-        "FAIL" | "SIGSEGV" | "SIGABRT" | "SIGBUS" | "SIGILL" | "SIGKILL" | "ABORT" | "TIMEOUT" | "LEAK-FAIL" => false,
+        "FAIL" | "SIGSEGV" | "SIGABRT" | "SIGBUS" | "SIGILL" | "SIGKILL" | "SIGTERM" | "SIGINT" | "ABORT"
+        | "TIMEOUT" | "LEAK-FAIL" => false,
         _ => return None,
     };
     let rest = line.trim_start()[status.len()..].trim_start();
@@ -155,6 +288,54 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_tests_output_is_kept_with_its_reason() {
+        let mut outcomes = Outcomes::default();
+        for line in [
+            "     Running unittests src/lib.rs (target/taskleak/debug/deps/alpha-0123456789abcdef)",
+            "test tests::fails ... FAILED",
+            "test tests::errs ... FAILED",
+            "test tests::later ... ignored, needs a network",
+            "",
+            "failures:",
+            "",
+            "---- tests::fails stdout ----",
+            "",
+            "thread 'tests::fails' (123) panicked at alpha/src/lib.rs:41:9:",
+            "failing on request",
+            "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace",
+            "",
+            "---- tests::errs stdout ----",
+            "Error: \"no such file\"",
+            "",
+            "failures:",
+            "    tests::fails",
+            "",
+            "test result: FAILED. 0 passed; 2 failed; 1 ignored",
+        ] {
+            outcomes.take_line(line);
+        }
+        outcomes.finish();
+        let id = |name: &str| TestId {
+            binary: "alpha".into(),
+            name: name.into(),
+        };
+        let fails = &outcomes.output[&id("tests::fails")];
+        assert!(fails.starts_with("thread 'tests::fails'"), "{fails}");
+        assert!(!fails.contains("RUST_BACKTRACE"), "{fails}");
+        assert_eq!(reason_in(fails), Some("failing on request"));
+        assert_eq!(
+            reason_in(&outcomes.output[&id("tests::errs")]),
+            Some("Error: \"no such file\"")
+        );
+        assert!(outcomes.finished("alpha", "tests::later"));
+        assert!(!outcomes.finished("alpha", "tests::other"));
+        assert_eq!(
+            outcomes.current_executable.as_deref(),
+            Some("target/taskleak/debug/deps/alpha-0123456789abcdef")
+        );
+    }
+
+    #[test]
     fn nextest_lines_are_read_and_captured_output_is_not() {
         let mut outcomes = Outcomes::default();
         for line in [
@@ -175,5 +356,10 @@ mod tests {
         assert_eq!(outcomes.tests.get(&id("leaky_tests", "tests::leaky")), Some(&false));
         assert_eq!(outcomes.tests.get(&id("tool", "crashes")), Some(&false));
         assert_eq!(outcomes.tests.len(), 3);
+        assert!(
+            outcomes.output[&id("leaky_tests", "tests::leaky")].starts_with("test tests::leaky ... FAILED"),
+            "{:?}",
+            outcomes.output
+        );
     }
 }

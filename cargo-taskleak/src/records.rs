@@ -39,6 +39,15 @@ pub(crate) struct Group {
     pub(crate) kind: String,
     pub(crate) count: usize,
     pub(crate) spawned_at: Option<String>,
+    /// The text of a task's spawn line, trimmed (`tokio::spawn(async {`),
+    /// when taskleak could read its file; records of older versions of
+    /// taskleak have none.
+    #[serde(default)]
+    pub(crate) spawn_line: Option<String>,
+    /// Which occurrence of `spawn_line`'s text in its file the site is,
+    /// from 1 (0: unknown).
+    #[serde(default)]
+    pub(crate) spawn_occurrence: u32,
     /// A thread's name.
     pub(crate) name: Option<String>,
     pub(crate) state: String,
@@ -59,6 +68,11 @@ impl Record {
     /// Whether anything leaked (not only an inconclusive note).
     pub(crate) fn is_leak(&self) -> bool {
         self.tasks > 0 || self.threads > 0
+    }
+
+    /// Whether the record is of a whole binary's check, at its end.
+    pub(crate) fn is_binary_check(&self) -> bool {
+        self.scope == "binary"
     }
 
     /// The test it belongs to: an end-of-binary check's under nextest is
@@ -119,6 +133,7 @@ pub(crate) mod tests {
             "own_failure": false, "process_test": null, "tasks": 1, "threads": 0, "full_detail": true,
             "groups": [{
                 "kind": "task", "count": 1, "spawned_at": spawned_at, "state": "waiting",
+                "spawn_line": "tokio::spawn(refresh());", "spawn_occurrence": 1,
                 "cause": "interval-loop",
                 "frames": [
                     {"function": "alpha::start", "location": spawned_at, "dependency": null},

@@ -5,9 +5,10 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::outcomes::Outcomes;
+use crate::outcomes::{Outcomes, TestId};
 
 /// The cfg that turns on spawn sites and stacks.
 const CFG: &str = "--cfg tokio_unstable";
@@ -60,6 +61,12 @@ impl Plan {
 
     fn command(&self, build_only: bool) -> Command {
         let mut command = Command::new(&self.cargo);
+        // nextest is an external subcommand: cargo's global `--config`
+        // before it does not reach the builds nextest starts; nextest
+        // forwards its own `--config`, after `nextest run`.
+        if self.nextest {
+            command.args(["nextest", "run"]);
+        }
         match std::env::var("RUSTFLAGS") {
             // The variable wins over every config file: add to it.
             Ok(flags) => {
@@ -75,9 +82,7 @@ impl Plan {
                 command.args(["--config", "build.rustflags=[\"--cfg\",\"tokio_unstable\"]"]);
             }
         }
-        if self.nextest {
-            command.args(["nextest", "run"]);
-        } else {
+        if !self.nextest {
             command.arg("test");
         }
         if build_only {
@@ -120,7 +125,12 @@ impl Plan {
     /// # Errors
     ///
     /// When the runner cannot be started or the log written.
-    pub(crate) fn run(&self, mut leaks_so_far: impl FnMut() -> usize) -> Result<Outcomes, String> {
+    ///
+    /// A run still going after `timeout` is stopped: the runner's whole
+    /// process group is sent SIGTERM (nextest stops its tests on it), then
+    /// SIGKILL; the tests it had not finished are `Outcomes::hung`, and
+    /// `stopped` in the result says it happened.
+    pub(crate) fn run(&self, timeout: Duration, mut leaks_so_far: impl FnMut() -> usize) -> Result<Ran, String> {
         match std::fs::remove_dir_all(&self.record_dir) {
             Ok(()) => {}
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
@@ -143,24 +153,67 @@ impl Plan {
             .stdin(Stdio::null())
             .stdout(writer)
             .stderr(writer_clone);
+        // A group of its own: a stop reaches cargo and the test processes
+        // it started, and never this process.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let mut child = command
             .spawn()
             .map_err(|error| format!("cannot run `{}`: {error}", self.cargo))?;
         // Our copies of the write end go with `command`: EOF comes when the
         // runner and every test process are done.
         drop(command);
+        // Lines come through a channel, so that waiting for the next one
+        // can end at the deadline.
+        let (lines, next_line) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(reader).split(b'\n') {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + timeout;
+        let mut draining_until: Option<Instant> = None;
         let mut outcomes = Outcomes::default();
         let mut failed = 0usize;
         let mut last_progress = Instant::now();
         let stderr = std::io::stderr();
-        for line in BufReader::new(reader).split(b'\n') {
-            let line = line.map_err(|error| format!("cannot read the test output: {error}"))?;
+        loop {
+            let wait = draining_until
+                .unwrap_or(deadline)
+                .saturating_duration_since(Instant::now());
+            let line = match next_line.recv_timeout(wait) {
+                Ok(line) => line.map_err(|error| format!("cannot read the test output: {error}"))?,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                // Stopped already: what still holds the output open is not
+                // ours to wait for.
+                Err(mpsc::RecvTimeoutError::Timeout) if draining_until.is_some() => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = writeln!(
+                        stderr.lock(),
+                        "taskleak: the test run is still going after {} (--timeout): stopping it",
+                        human(timeout)
+                    );
+                    outcomes.hung = self.unfinished(&outcomes);
+                    stop(&mut child);
+                    draining_until = Some(Instant::now() + DRAIN_AFTER_STOP);
+                    continue;
+                }
+            };
             let line = String::from_utf8_lossy(&line);
             let line = line.trim_end_matches('\r');
             writeln!(log, "{line}").map_err(|error| format!("cannot write {}: {error}", self.log.display()))?;
             let Some((test, passed)) = outcomes.take_line(line) else {
                 continue;
             };
+            if draining_until.is_some() {
+                // Ended by the stop (nextest's `SIGTERM` lines): hung.
+                if !passed && outcomes.tests.remove(&test).is_some() && !outcomes.hung.contains(&test) {
+                    outcomes.hung.push(test);
+                }
+                continue;
+            }
             if !passed {
                 failed += 1;
             }
@@ -179,8 +232,106 @@ impl Plan {
                 );
             }
         }
+        outcomes.finish();
+        // Lines read after the deadline may show some finished after all.
+        let hung = std::mem::take(&mut outcomes.hung);
+        outcomes.hung = hung
+            .into_iter()
+            .filter(|test| !outcomes.tests.contains_key(test))
+            .collect();
+        let stopped = draining_until.is_some();
+        if stopped {
+            // Cargo may not have exited when a process it started holds on.
+            let _ = child.kill();
+        }
         let _ = child.wait();
-        Ok(outcomes)
+        Ok(Ran {
+            outcomes,
+            stopped_after: stopped.then(|| human(timeout)),
+        })
+    }
+
+    /// The tests of the binary libtest was running that have not finished:
+    /// running, or not started yet. Found by listing the binary's tests
+    /// (with the arguments the run gave it, so that its filters apply);
+    /// under nextest, its own lines name them as it stops them.
+    fn unfinished(&self, outcomes: &Outcomes) -> Vec<TestId> {
+        let (Some(binary), Some(executable), false) = (
+            outcomes.current_binary(),
+            outcomes.current_executable.as_deref(),
+            self.nextest,
+        ) else {
+            return Vec::new();
+        };
+        let listed = Command::new(executable)
+            .args(&self.test_binary_args)
+            .arg("--list")
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output();
+        let Ok(listed) = listed else {
+            return Vec::new();
+        };
+        String::from_utf8_lossy(&listed.stdout)
+            .lines()
+            .filter_map(|line| line.strip_suffix(": test"))
+            .filter(|name| !outcomes.finished(binary, name))
+            .map(|name| TestId {
+                binary: binary.to_owned(),
+                name: name.to_owned(),
+            })
+            .collect()
+    }
+}
+
+/// What a run did.
+#[derive(Debug)]
+pub(crate) struct Ran {
+    pub(crate) outcomes: Outcomes,
+    /// The time bound, written for humans (`30m`), when it stopped the run.
+    pub(crate) stopped_after: Option<String>,
+}
+
+/// How long a stopped runner has to end its tests (nextest stops them on
+/// SIGTERM) before it and its group are killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long the output of a stopped run is still read.
+const DRAIN_AFTER_STOP: Duration = Duration::from_secs(15);
+
+/// Stops the runner and its process group: SIGTERM, then SIGKILL after
+/// [`STOP_GRACE`]. `kill(1)` sends them: no unsafe code for a signal.
+fn stop(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    {
+        let group = format!("-{}", child.id());
+        let signal = |name: &str| {
+            let _ = Command::new("kill")
+                .args([name, "--", &group])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        };
+        signal("-TERM");
+        let until = Instant::now() + STOP_GRACE;
+        while Instant::now() < until && !matches!(child.try_wait(), Ok(Some(_))) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        signal("-KILL");
+    }
+    let _ = child.kill();
+}
+
+/// `30m`, `90s`, `1500ms`: a duration as `--timeout` takes it.
+pub(crate) fn human(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    if duration.subsec_millis() != 0 {
+        format!("{}ms", duration.as_millis())
+    } else if seconds >= 3600 && seconds.is_multiple_of(3600) {
+        format!("{}h", seconds / 3600)
+    } else if seconds >= 60 && seconds.is_multiple_of(60) {
+        format!("{}m", seconds / 60)
+    } else {
+        format!("{seconds}s")
     }
 }
 

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use crate::outcomes::TestId;
-use crate::records::{Group, Record};
+use crate::records::{Frame, Group, Record};
+use crate::verdicts::{Coverage, Failure, FailureKind};
 
 /// One distinct leak, and everywhere it happened.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,6 +15,9 @@ pub(crate) struct Leak {
     /// Stable across runs and unrelated edits: no line numbers, ids or
     /// addresses (see [`key_of`]).
     pub(crate) key: String,
+    /// The key as version 1 baselines wrote it (no spawn line), to match
+    /// their entries.
+    pub(crate) legacy_key: String,
     /// `task` or `thread`.
     pub(crate) kind: String,
     /// Tasks or threads, summed over every test.
@@ -38,20 +42,18 @@ pub(crate) fn leaks(records: &[Record]) -> Vec<Leak> {
         };
         let mut found = Vec::new();
         for group in &record.groups {
-            found.push((key_of(group), group.count, Some(group)));
+            found.push((key_of(group), legacy_key_of(group), group.count, Some(group)));
         }
         // A build without task dumps counts tasks only.
         let grouped_tasks: usize = record.groups.iter().filter(|g| g.kind == "task").map(|g| g.count).sum();
         if record.tasks > grouped_tasks {
-            found.push((
-                format!("task | uncounted in {}", test.binary),
-                record.tasks - grouped_tasks,
-                None,
-            ));
+            let key = format!("task | uncounted in {}", test.binary);
+            found.push((key.clone(), key, record.tasks - grouped_tasks, None));
         }
-        for (key, count, group) in found {
+        for (key, legacy_key, count, group) in found {
             let leak = by_key.entry(key.clone()).or_insert_with(|| Leak {
                 key,
+                legacy_key,
                 kind: group.map_or("task".to_owned(), |group| group.kind.clone()),
                 count: 0,
                 tests: BTreeSet::new(),
@@ -71,23 +73,75 @@ pub(crate) fn leaks(records: &[Record]) -> Vec<Leak> {
         b.count
             .cmp(&a.count)
             .then(b.tests.len().cmp(&a.tests.len()))
+            .then_with(|| a.kind.cmp(&b.kind))
+            // Sites of one file in the file's order, not their keys'.
+            .then_with(|| site_order(a).cmp(&site_order(b)))
             .then(a.key.cmp(&b.key))
     });
     leaks
 }
 
-/// What identifies a leak: its kind, the file it was spawned from (not
-/// the line), its stack's functions (not their lines) and its cause or
-/// state. A thread's name goes in unless it is taskleak's per-test mark.
+/// `(file, line)` of a leak's spawn site, to sort sites by.
+fn site_order(leak: &Leak) -> Option<(&str, u64)> {
+    let site = leak.spawned_at.as_deref()?;
+    let file = file_of(site);
+    let line = site[file.len()..].trim_start_matches(':').split(':').next()?;
+    Some((file, line.parse().unwrap_or(0)))
+}
+
+/// What identifies a leak: its kind, its spawn site named without its line
+/// number (the file, the text of the spawn line and which occurrence of
+/// that text in the file it is), its stack's functions (not their lines)
+/// and its cause or state. A thread's name goes in unless it is taskleak's
+/// per-test mark.
+///
+/// Distinct spawn sites never share a key, even when their tasks have the
+/// same (or an empty) stack; edits that move the spawn up or down keep it.
+/// Only when taskleak could not read the spawn line does the line number
+/// stand in for it.
 pub(crate) fn key_of(group: &Group) -> String {
-    let functions: Vec<&str> = group.frames.iter().map(|frame| frame.function.as_str()).collect();
+    let place = match (&group.spawned_at, &group.name) {
+        (Some(site), _) => site_key(site, group.spawn_line.as_deref(), group.spawn_occurrence),
+        (None, Some(name)) if is_real_name(name) => format!("named {name}"),
+        _ => String::new(),
+    };
+    format!("{} | {place} | {} | {}", group.kind, functions_of(group), why_of(group))
+}
+
+/// The key of version 1 baselines: the spawn site's file alone, which
+/// merged distinct sites of one file with the same stack.
+pub(crate) fn legacy_key_of(group: &Group) -> String {
     let place = match (&group.spawned_at, &group.name) {
         (Some(site), _) => file_of(site).to_owned(),
         (None, Some(name)) if is_real_name(name) => format!("named {name}"),
         _ => String::new(),
     };
-    let why = group.cause.as_deref().unwrap_or(&group.state);
-    format!("{} | {place} | {} | {why}", group.kind, functions.join(" > "))
+    format!("{} | {place} | {} | {}", group.kind, functions_of(group), why_of(group))
+}
+
+fn functions_of(group: &Group) -> String {
+    let functions: Vec<&str> = group.frames.iter().map(|frame| frame.function.as_str()).collect();
+    functions.join(" > ")
+}
+
+fn why_of(group: &Group) -> &str {
+    group.cause.as_deref().unwrap_or(&group.state)
+}
+
+/// `alpha/src/lib.rs | tokio::spawn(async {`, with ` #2` for the second
+/// line of that text in the file; `alpha/src/lib.rs | line 9` when the
+/// text is unknown.
+fn site_key(site: &str, spawn_line: Option<&str>, occurrence: u32) -> String {
+    let file = file_of(site);
+    match spawn_line.map(str::trim).filter(|text| !text.is_empty()) {
+        Some(text) if occurrence > 1 => format!("{file} | {text} #{occurrence}"),
+        Some(text) => format!("{file} | {text}"),
+        None => {
+            let line = site[file.len()..].trim_start_matches(':');
+            let line = line.split(':').next().unwrap_or(line);
+            format!("{file} | line {line}")
+        }
+    }
 }
 
 /// `src/cache.rs:25:9` is in `src/cache.rs`.
@@ -115,13 +169,46 @@ fn is_test_mark(name: &str) -> bool {
         .is_some_and(|(number, _)| !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// Where it is stuck: the innermost frame of the workspace's own code —
+/// the line to look at — then, when the stack goes deeper (into tokio, std
+/// or another dependency), the innermost frame as `in function (crate)`.
+/// The innermost frame alone when none is the workspace's.
 fn stuck_at(group: &Group) -> Option<String> {
-    let frame = group.frames.last()?;
-    Some(match (&frame.location, &frame.dependency) {
+    let innermost = group.frames.last()?;
+    let own = group.frames.iter().rev().find(|frame| is_own_frame(frame));
+    let describe = |frame: &Frame| match (&frame.location, &frame.dependency) {
         (Some(location), _) => format!("{}  {location}", frame.function),
         (None, Some(dependency)) => format!("{}  ({dependency})", frame.function),
         (None, None) => frame.function.clone(),
+    };
+    Some(match own {
+        Some(own) if std::ptr::eq(own, innermost) => describe(own),
+        Some(own) => {
+            let krate = innermost
+                .dependency
+                .clone()
+                .unwrap_or_else(|| innermost.function.split("::").next().unwrap_or_default().to_owned());
+            format!("{}  in {} ({krate})", describe(own), innermost.function)
+        }
+        None => describe(innermost),
     })
+}
+
+/// A frame of the workspace's code: taskleak names no dependency for it,
+/// and its file is relative to the workspace (not std's `library/…`, nor a
+/// registry crate's `name-1.2.3/…`, nor an absolute path outside).
+fn is_own_frame(frame: &Frame) -> bool {
+    let Some(location) = frame.location.as_deref() else {
+        return false;
+    };
+    if frame.dependency.is_some() || location.starts_with('/') || location.starts_with("library/") {
+        return false;
+    }
+    let first = location.split('/').next().unwrap_or(location);
+    let versioned = first
+        .rsplit_once('-')
+        .is_some_and(|(_, version)| version.starts_with(|c: char| c.is_ascii_digit()) && version.contains('.'));
+    !versioned
 }
 
 /// The whole run, for the summary, the JSON and the JUnit report.
@@ -129,8 +216,14 @@ fn stuck_at(group: &Group) -> Option<String> {
 pub(crate) struct Run {
     pub(crate) tests_run: usize,
     pub(crate) tests_failed: usize,
-    /// Tests (and binaries) that failed for reasons other than leaks.
-    pub(crate) unrelated_failures: Vec<TestId>,
+    /// Every failed test (and binary), with why.
+    pub(crate) failures: Vec<Failure>,
+    /// Which tests were checked.
+    pub(crate) coverage: Coverage,
+    /// The time bound, when it stopped the run (`30m`).
+    pub(crate) stopped_after: Option<String>,
+    /// Under nextest, which runs no doctests.
+    pub(crate) doctests_not_run: bool,
     pub(crate) leaks: Vec<Leak>,
     /// Keys of `leaks` not in the baseline (all of them without one).
     pub(crate) new_keys: BTreeSet<String>,
@@ -151,10 +244,19 @@ impl Run {
             .map(|leak| leak.count)
             .sum()
     }
+
+    /// Tests (and binaries) that failed for reasons other than leaks.
+    pub(crate) fn unrelated_failures(&self) -> impl Iterator<Item = &Failure> {
+        self.failures.iter().filter(|failure| failure.kind != FailureKind::Leak)
+    }
+
+    pub(crate) fn hung(&self) -> impl Iterator<Item = &Failure> {
+        self.failures.iter().filter(|failure| failure.kind == FailureKind::Hung)
+    }
 }
 
 /// `1 task`, `2 tasks`.
-fn plural(count: usize, noun: &str) -> String {
+pub(crate) fn plural(count: usize, noun: &str) -> String {
     if count == 1 {
         format!("{count} {noun}")
     } else {
@@ -162,11 +264,24 @@ fn plural(count: usize, noun: &str) -> String {
     }
 }
 
+/// The most unchecked tests the summary names; the JSON has them all.
+const UNCHECKED_SHOWN: usize = 10;
+
 /// The summary table and totals, for the terminal.
 pub(crate) fn render(run: &Run) -> String {
     let mut out = String::new();
+    let unchecked = run.coverage.unchecked_phrase();
+    let unchecked_note = if unchecked.is_empty() {
+        String::new()
+    } else {
+        format!(" ({unchecked})")
+    };
     if run.leaks.is_empty() {
-        let _ = writeln!(out, "taskleak: no leaks in {}", plural(run.tests_run, "test"));
+        let _ = writeln!(
+            out,
+            "taskleak: no leaks in {}{unchecked_note}",
+            plural(run.coverage.checked, "checked test")
+        );
     } else {
         let _ = writeln!(
             out,
@@ -217,22 +332,50 @@ pub(crate) fn render(run: &Run) -> String {
             let _ = writeln!(out, "    {key}");
         }
     }
-    if !run.unrelated_failures.is_empty() {
+    if let Some(bound) = &run.stopped_after {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "  {} failed for reasons other than leaks:",
-            run.unrelated_failures.len()
+            "  the run was stopped after {bound} (--timeout): {} had not finished; later tests did not run",
+            plural(run.hung().count(), "test")
         );
-        for test in &run.unrelated_failures {
+    }
+    let unrelated: Vec<&Failure> = run.unrelated_failures().collect();
+    if !unrelated.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "  {} failed for reasons other than leaks:", unrelated.len());
+        for failure in unrelated {
+            let _ = writeln!(
+                out,
+                "    {}: {}  — {}",
+                failure.test.binary, failure.test.name, failure.message
+            );
+        }
+    }
+    if !run.coverage.unchecked.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "  {} without a check (add #[taskleak::verify_no_leaks], or run `cargo taskleak adopt`):",
+            plural(run.coverage.unchecked.len(), "test")
+        );
+        for test in run.coverage.unchecked.iter().take(UNCHECKED_SHOWN) {
             let _ = writeln!(out, "    {}: {}", test.binary, test.name);
+        }
+        if run.coverage.unchecked.len() > UNCHECKED_SHOWN {
+            let _ = writeln!(
+                out,
+                "    … and {} more (all in the JSON's `unchecked`)",
+                run.coverage.unchecked.len() - UNCHECKED_SHOWN
+            );
         }
     }
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "totals: {} run, {} failed, {} leaking; {} and {} leaked; {}, {} new",
+        "totals: {} run, {} checked{unchecked_note}, {} failed, {} leaking; {} and {} leaked; {}, {} new",
         plural(run.tests_run, "test"),
+        run.coverage.checked,
         run.tests_failed,
         run.leaking_tests().len(),
         plural(run.leaked("task"), "task"),
@@ -240,6 +383,12 @@ pub(crate) fn render(run: &Run) -> String {
         plural(run.leaks.len(), "distinct leak"),
         run.new_keys.len(),
     );
+    if run.doctests_not_run {
+        let _ = writeln!(
+            out,
+            "        (doctests do not run under nextest: `cargo test --doc` runs them, never leak-checked)"
+        );
+    }
     out
 }
 
@@ -264,6 +413,70 @@ mod tests {
         let moved = task_record("tests::one", "src/cache.rs:31:9", "tokio::time::sleep");
         assert_eq!(key_of(&moved.groups[0]), leaks[0].key);
         assert!(!leaks[0].key.contains(":25"), "{}", leaks[0].key);
+    }
+
+    #[test]
+    fn identical_spawn_lines_of_one_file_are_distinct_leaks_that_survive_moves() {
+        let at = |test: &str, site: &str, line: Option<&str>, occurrence: u32| {
+            let mut record = task_record(test, site, "tokio::time::sleep");
+            record.groups[0].spawn_line = line.map(str::to_owned);
+            record.groups[0].spawn_occurrence = occurrence;
+            record.groups[0].frames.clear();
+            record
+        };
+        let pending = Some("tokio::spawn(std::future::pending::<()>());");
+        let records = [
+            at("tests::w", "src/a.rs:186:5", pending, 1),
+            at("tests::w", "src/a.rs:210:5", pending, 2),
+            at("tests::w", "src/a.rs:259:5", pending, 3),
+        ];
+        let found = leaks(&records);
+        assert_eq!(found.len(), 3, "{found:#?}");
+        let sites: BTreeSet<_> = found.iter().filter_map(|leak| leak.spawned_at.clone()).collect();
+        assert_eq!(sites.len(), 3);
+        // Lines added above: the same three keys.
+        let moved = at("tests::w", "src/a.rs:200:5", pending, 2);
+        assert_eq!(key_of(&moved.groups[0]), key_of(&records[1].groups[0]));
+        assert!(key_of(&moved.groups[0]).contains("pending::<()>()); #2"));
+        // Version 1 keys merged them: all three map to the one old key.
+        let legacy: BTreeSet<_> = found.iter().map(|leak| leak.legacy_key.clone()).collect();
+        assert_eq!(legacy.len(), 1);
+        // No text known: the line number tells the sites apart.
+        let unknown = at("tests::w", "src/a.rs:186:5", None, 0);
+        assert_eq!(
+            key_of(&unknown.groups[0]),
+            "task | src/a.rs | line 186 |  | interval-loop"
+        );
+    }
+
+    #[test]
+    fn stuck_at_leads_with_the_workspaces_innermost_frame() {
+        let frame = |function: &str, location: Option<&str>, dependency: Option<&str>| Frame {
+            function: function.into(),
+            location: location.map(str::to_owned),
+            dependency: dependency.map(str::to_owned),
+        };
+        let mut record = task_record("tests::one", "src/inner.rs:250:9", "tokio::time::sleep");
+        record.groups[0].frames = vec![
+            frame("bb8::inner::Reaper<M>::run", Some("src/inner.rs:266:42"), None),
+            frame(
+                "tokio::time::interval::Interval::tick",
+                Some("tokio-1.54.1/src/time/interval.rs:442:17"),
+                Some("tokio"),
+            ),
+        ];
+        assert_eq!(
+            stuck_at(&record.groups[0]).as_deref(),
+            Some("bb8::inner::Reaper<M>::run  src/inner.rs:266:42  in tokio::time::interval::Interval::tick (tokio)")
+        );
+        // No frame of the workspace's: the innermost.
+        record.groups[0].frames.remove(0);
+        assert_eq!(
+            stuck_at(&record.groups[0]).as_deref(),
+            Some("tokio::time::interval::Interval::tick  tokio-1.54.1/src/time/interval.rs:442:17")
+        );
+        let std_frame = frame("std::thread::sleep", Some("library/std/src/thread/mod.rs:1:1"), None);
+        assert!(!is_own_frame(&std_frame));
     }
 
     #[test]

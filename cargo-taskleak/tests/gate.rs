@@ -49,6 +49,17 @@ fn refresher_site() -> String {
     format!("alpha/src/lib.rs:{}:", marker + 2)
 }
 
+/// `alpha/src/lib.rs:LINE:` of the three spawns in `start_waiters`.
+fn waiter_sites() -> Vec<String> {
+    let source = std::fs::read_to_string(workspace().join("alpha/src/lib.rs")).expect("fixture source");
+    source
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| line.trim() == "tokio::spawn(std::future::pending::<()>());")
+        .map(|(index, _)| format!("alpha/src/lib.rs:{}:", index + 1))
+        .collect()
+}
+
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("written")).expect("valid JSON")
 }
@@ -70,14 +81,33 @@ fn a_leaky_workspace_is_summarised_as_text_json_and_junit() {
     // Progress came while the tests ran.
     assert!(stderr.contains("leaks so far"), "{all}");
     // The same leak in two tests is one entry with its count.
-    assert!(stdout.contains("taskleak: 3 distinct leaks in 4 tests"), "{all}");
+    assert!(stdout.contains("taskleak: 6 distinct leaks in 5 tests"), "{all}");
     assert!(
         stdout.contains(&format!("2 tasks  spawned at {}", refresher_site())),
         "{all}"
     );
     assert!(stdout.contains("[interval-loop]"), "{all}");
+    // Stuck at the workspace's own line first, tokio's after it.
     assert!(
-        stdout.contains("stuck at: tokio::time::interval::Interval::tick"),
+        stdout.contains("stuck at: alpha::start_refresher  alpha/src/lib.rs:12:"),
+        "{all}"
+    );
+    assert!(
+        stdout.contains("in tokio::time::interval::Interval::tick (tokio)"),
+        "{all}"
+    );
+    assert!(
+        stdout.contains("stuck at: beta::start_poller  beta/src/lib.rs:"),
+        "{all}"
+    );
+    // Three spawn sites alike in one file, with the same (empty) stack: three leaks.
+    let waiters = waiter_sites();
+    for site in &waiters {
+        assert!(stdout.contains(&format!("1 task  spawned at {site}")), "{site}: {all}");
+    }
+    assert_eq!(
+        stdout.matches("in 1 test: alpha: tests::leaky_waiters").count(),
+        3,
         "{all}"
     );
     assert!(
@@ -88,19 +118,30 @@ fn a_leaky_workspace_is_summarised_as_text_json_and_junit() {
     // The end-of-binary check's leak, by the binary.
     assert!(stdout.contains("named \"beta-watcher\"  [sleeping]"), "{all}");
     assert!(stdout.contains("in 1 test: whole_binary: whole_binary"), "{all}");
+    // Coverage: the unchecked test and the doctest are counted apart.
     assert!(
-        stdout.contains("totals: 10 tests run, 3 failed, 4 leaking; 2 tasks and 2 threads leaked"),
+        stdout.contains(
+            "totals: 13 tests run, 11 checked (1 doctest and 1 test ran without a check), 4 failed, 5 leaking; \
+             5 tasks and 2 threads leaked"
+        ),
         "{all}"
     );
+    assert!(stdout.contains("1 test without a check"), "{all}");
+    assert!(stdout.contains("    gamma: tests::unchecked_sleeper"), "{all}");
     assert!(!stdout.contains("reasons other than leaks"), "{all}");
 
     let document = json(&json_file);
     assert_eq!(document["schema"], "taskleak-run");
     assert_eq!(document["version"], 1);
     assert_eq!(document["exit_code"], 1);
-    assert_eq!(document["totals"]["tests_run"], 10);
-    assert_eq!(document["totals"]["distinct_leaks"], 3);
-    assert_eq!(document["totals"]["tasks_leaked"], 2);
+    assert_eq!(document["totals"]["tests_run"], 13);
+    assert_eq!(document["totals"]["checked_tests"], 11);
+    assert_eq!(document["totals"]["unchecked_tests"], 1);
+    assert_eq!(document["totals"]["doctests"], 1);
+    assert_eq!(document["totals"]["hung_tests"], 0);
+    assert_eq!(document["unchecked"][0]["name"], "tests::unchecked_sleeper");
+    assert_eq!(document["totals"]["distinct_leaks"], 6);
+    assert_eq!(document["totals"]["tasks_leaked"], 5);
     assert_eq!(document["totals"]["threads_leaked"], 2);
     let first = &document["leaks"][0];
     assert_eq!(first["kind"], "task");
@@ -111,11 +152,20 @@ fn a_leaky_workspace_is_summarised_as_text_json_and_junit() {
         first["key"].as_str().is_some_and(|key| !key.contains(".rs:")),
         "{first}"
     );
+    let waiter_keys: Vec<&str> = document["leaks"]
+        .as_array()
+        .expect("leaks")
+        .iter()
+        .filter_map(|leak| leak["key"].as_str())
+        .filter(|key| key.contains("pending"))
+        .collect();
+    assert_eq!(waiter_keys.len(), 3, "{waiter_keys:?}");
+    assert!(waiter_keys.iter().all(|key| !key.contains(":2")), "{waiter_keys:?}");
 
     let xml = std::fs::read_to_string(&junit_file).expect("junit written");
     assert!(xml.starts_with("<?xml"), "{xml}");
     assert!(
-        xml.contains("<testsuites name=\"taskleak\" tests=\"11\" failures=\"4\">"),
+        xml.contains("<testsuites name=\"taskleak\" tests=\"14\" failures=\"5\">"),
         "{xml}"
     );
     assert!(
@@ -134,7 +184,9 @@ fn a_leaky_workspace_is_summarised_as_text_json_and_junit() {
         xml.contains("<testcase classname=\"gamma\" name=\"tests::doubles\"/>"),
         "{xml}"
     );
-    assert_eq!(xml.matches("<failure ").count(), 4, "{xml}");
+    assert_eq!(xml.matches("<failure ").count(), 5, "{xml}");
+    assert!(xml.contains("ran without a leak check"), "{xml}");
+    assert!(xml.contains("a doctest: not leak-checked"), "{xml}");
     assert_eq!(
         xml.matches("<testcase ").count(),
         xml.matches("</testcase>").count() + 7,
@@ -147,13 +199,34 @@ fn a_baseline_fails_only_on_new_leaks_and_lists_the_gone_ones() {
     let baseline = scratch("baseline.json");
     let (code, stdout, stderr) = gate(&["--write-baseline", &baseline.display().to_string()], &[]);
     assert_eq!(code, 1, "{stdout}{stderr}");
-    assert_eq!(json(&baseline)["leaks"].as_array().map(Vec::len), Some(3));
+    assert_eq!(json(&baseline)["leaks"].as_array().map(Vec::len), Some(6));
+    assert_eq!(json(&baseline)["version"], 2);
 
     // Every leak is known: the run passes.
     let (code, stdout, stderr) = gate(&["--baseline", &baseline.display().to_string()], &[]);
     assert_eq!(code, 0, "{stdout}{stderr}");
-    assert_eq!(stdout.matches("(baselined)").count(), 3, "{stdout}");
-    assert!(stdout.contains("3 distinct leaks, 0 new"), "{stdout}");
+    assert_eq!(stdout.matches("(baselined)").count(), 6, "{stdout}");
+    assert!(stdout.contains("6 distinct leaks, 0 new"), "{stdout}");
+
+    // A version 1 baseline (task keys without the spawn line) still
+    // matches, and says how to upgrade it.
+    let mut old = json(&baseline);
+    old["version"] = 1.into();
+    for entry in old["leaks"].as_array_mut().expect("leaks") {
+        let key = entry["key"].as_str().expect("key").to_owned();
+        let parts: Vec<&str> = key.split(" | ").collect();
+        if parts[0] == "task" {
+            let legacy = [parts[0], parts[1], parts[parts.len() - 2], parts[parts.len() - 1]].join(" | ");
+            entry["key"] = legacy.into();
+        }
+    }
+    let v1 = scratch("baseline-v1.json");
+    std::fs::write(&v1, old.to_string()).expect("write");
+    let (code, stdout, stderr) = gate(&["--baseline", &v1.display().to_string()], &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stderr.contains("is a version 1 baseline"), "{stderr}");
+    assert!(stderr.contains("--write-baseline"), "{stderr}");
+    assert!(stdout.contains("6 distinct leaks, 0 new"), "{stdout}");
 
     // One leak forgotten, one fixed since: the first is new, the second gone.
     let mut document = json(&baseline);
@@ -185,17 +258,45 @@ fn a_baseline_fails_only_on_new_leaks_and_lists_the_gone_ones() {
 
 #[test]
 fn failures_other_than_leaks_and_build_errors_exit_with_two() {
-    let (code, stdout, stderr) = gate(&[], &[("GATE_FIXTURE_FAIL", "1")]);
+    let junit_file = scratch("failing.xml");
+    let junit = junit_file.display().to_string();
+    let (code, stdout, stderr) = gate(&["--junit", &junit], &[("GATE_FIXTURE_FAIL", "1")]);
     assert_eq!(code, 2, "{stdout}{stderr}");
     assert!(stdout.contains("1 failed for reasons other than leaks"), "{stdout}");
-    assert!(stdout.contains("alpha: tests::fails_on_request"), "{stdout}");
+    // With its own reason, from its panic.
+    assert!(
+        stdout.contains("alpha: tests::fails_on_request  — failing on request"),
+        "{stdout}"
+    );
     // The leaks are still summarised.
-    assert!(stdout.contains("3 distinct leaks in 4 tests"), "{stdout}");
+    assert!(stdout.contains("6 distinct leaks in 5 tests"), "{stdout}");
+    // JUnit: the test that failed on its own is a failure too, with its message.
+    let xml = std::fs::read_to_string(&junit_file).expect("junit written");
+    assert!(
+        xml.contains("<testsuite name=\"alpha\" tests=\"5\" failures=\"4\">"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<failure type=\"test-failure\" message=\"failing on request\">"),
+        "{xml}"
+    );
+    assert!(xml.contains("panicked at alpha/src/lib.rs"), "{xml}");
 
-    let (code, stdout, stderr) = gate(&["--", "--features", "gamma/broken"], &[]);
+    let (code, stdout, stderr) = gate(&["--junit", &junit, "--", "--features", "gamma/broken"], &[]);
     assert_eq!(code, 2, "{stdout}{stderr}");
     assert!(stderr.contains("gamma is broken on purpose"), "{stderr}");
     assert!(stderr.contains("the build failed"), "{stderr}");
+    // No test ran: the JUnit report says so, and passes nothing.
+    let xml = std::fs::read_to_string(&junit_file).expect("junit written");
+    assert!(xml.contains("<error type=\"build\""), "{xml}");
+    assert!(!xml.contains("tests::"), "{xml}");
+
+    // Output formats that hide the tests from the gate are refused up front.
+    for args in [&["--", "-q"][..], &["--", "--", "--format", "terse"]] {
+        let (code, _, stderr) = gate(args, &[]);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains("hides the lines `cargo taskleak` reads"), "{stderr}");
+    }
 
     let (code, _, stderr) = gate(&["--jsn", "x"], &[]);
     assert_eq!(code, 2, "{stderr}");
@@ -208,7 +309,7 @@ fn under_nextest_the_same_leaks_are_found() {
     let (code, stdout, stderr) = gate(&["--nextest", "--json", &json_file.display().to_string()], &[]);
     assert_eq!(code, 1, "{stdout}{stderr}");
     assert!(
-        stdout.contains("taskleak: 3 distinct leaks in 4 tests"),
+        stdout.contains("taskleak: 6 distinct leaks in 5 tests"),
         "{stdout}{stderr}"
     );
     assert!(
@@ -218,5 +319,47 @@ fn under_nextest_the_same_leaks_are_found() {
     // Each test in its own process: the end-of-binary check is the test's.
     assert!(stdout.contains("in 1 test: whole_binary: leaves_a_watcher"), "{stdout}");
     assert!(!stdout.contains("reasons other than leaks"), "{stdout}");
-    assert_eq!(json(&json_file)["totals"]["tests_run"], 10);
+    // nextest runs no doctests, and the summary says so.
+    assert_eq!(json(&json_file)["totals"]["tests_run"], 12);
+    assert_eq!(json(&json_file)["totals"]["checked_tests"], 11);
+    assert!(stdout.contains("doctests do not run under nextest"), "{stdout}");
+}
+
+/// Slow (it waits for the bound): run with `-- --ignored`.
+#[test]
+#[ignore = "waits for the time bound; run with `cargo test -p cargo-taskleak --test gate -- --ignored`"]
+fn a_hanging_test_is_stopped_at_the_time_bound_and_reported_as_hung() {
+    let (json_file, junit_file) = (scratch("hung.json"), scratch("hung.xml"));
+    let started = std::time::Instant::now();
+    let (code, stdout, stderr) = gate(
+        &[
+            "--timeout",
+            "8s",
+            "--json",
+            &json_file.display().to_string(),
+            "--junit",
+            &junit_file.display().to_string(),
+            "--",
+            "-p",
+            "gamma",
+        ],
+        &[("GATE_FIXTURE_HANG", "1")],
+    );
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(240), "{stderr}");
+    assert!(
+        stderr.contains("still going after 8s (--timeout): stopping it"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("the run was stopped after 8s (--timeout): 1 test had not finished"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("gamma: tests::unchecked_sleeper  — hung"), "{stdout}");
+    let document = json(&json_file);
+    assert_eq!(document["totals"]["hung_tests"], 1);
+    assert_eq!(document["stopped_after"], "8s");
+    assert_eq!(document["unrelated_failures"][0]["kind"], "hung");
+    let xml = std::fs::read_to_string(&junit_file).expect("junit written");
+    assert!(xml.contains("<failure type=\"hung\""), "{xml}");
 }
