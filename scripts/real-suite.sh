@@ -137,10 +137,14 @@ if [[ ${BASELINE_ONLY:-0} == 1 ]]; then
 fi
 
 # --- taskleak on the checked copy ----------------------------------------
-gate=$repo/target/debug/cargo-taskleak
+# The gate in a target directory of its own: built without RUSTFLAGS, it
+# would otherwise rebuild what ./scripts/test.sh keeps in target/.
+gate_target=$repo/target/real-suites/gate-build
+gate=$gate_target/debug/cargo-taskleak
+# Always (a no-op when up to date): REGATE=1 must run the current gate.
+log "building cargo-taskleak"
+(cd "$repo" && CARGO_TARGET_DIR=$gate_target timeout "$BUILD_TIMEOUT" cargo build -p cargo-taskleak)
 if [[ ! -f $work/logs/adopt.rc ]]; then
-    log "building cargo-taskleak"
-    (cd "$repo" && timeout "$BUILD_TIMEOUT" cargo build -p cargo-taskleak)
     log "cargo taskleak adopt on the checked copy"
     set +e
     (cd "$work/checked" && "$gate" taskleak adopt --taskleak-path "$repo") >"$work/logs/adopt.log" 2>&1
