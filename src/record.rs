@@ -194,11 +194,15 @@ fn frames(out: &mut String, frames: &[StackFrame]) {
     let items: Vec<String> = frames
         .iter()
         .map(|frame| {
+            // The other names of folded code: the gate must not show, nor
+            // key on, the one name the symbolizer happened to pick.
+            let folded: Vec<String> = frame.folded().iter().map(|name| string(name)).collect();
             format!(
-                "{{\"function\":{},\"location\":{},\"dependency\":{}}}",
+                "{{\"function\":{},\"location\":{},\"dependency\":{},\"folded\":[{}]}}",
                 string(frame.function()),
                 frame.location().map_or("null".to_owned(), string),
                 frame.dependency().map_or("null".to_owned(), string),
+                folded.join(","),
             )
         })
         .collect();

@@ -62,6 +62,31 @@ pub(crate) struct Frame {
     pub(crate) function: String,
     pub(crate) location: Option<String>,
     pub(crate) dependency: Option<String>,
+    /// The other functions of the same machine code (folded by the
+    /// compiler or linker): `function` is then only one of them.
+    #[serde(default)]
+    pub(crate) folded: Vec<String>,
+}
+
+impl Frame {
+    /// Every name the frame may be, sorted: the same whichever one the
+    /// symbolizer picked.
+    pub(crate) fn names_sorted(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = std::iter::once(self.function.as_str())
+            .chain(self.folded.iter().map(String::as_str))
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// The function, or for folded code `one of A | B | C (identical code)`.
+    pub(crate) fn display_name(&self) -> String {
+        if self.folded.is_empty() {
+            self.function.clone()
+        } else {
+            format!("one of {} (identical code)", self.names_sorted().join(" | "))
+        }
+    }
 }
 
 impl Record {

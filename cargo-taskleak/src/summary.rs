@@ -120,7 +120,13 @@ pub(crate) fn legacy_key_of(group: &Group) -> String {
 }
 
 fn functions_of(group: &Group) -> String {
-    let functions: Vec<&str> = group.frames.iter().map(|frame| frame.function.as_str()).collect();
+    // A folded frame by all its names: the key survives a build whose
+    // symbolizer picks another of them.
+    let functions: Vec<String> = group
+        .frames
+        .iter()
+        .map(|frame| frame.names_sorted().join(" | "))
+        .collect();
     functions.join(" > ")
 }
 
@@ -177,9 +183,9 @@ fn stuck_at(group: &Group) -> Option<String> {
     let innermost = group.frames.last()?;
     let own = group.frames.iter().rev().find(|frame| is_own_frame(frame));
     let describe = |frame: &Frame| match (&frame.location, &frame.dependency) {
-        (Some(location), _) => format!("{}  {location}", frame.function),
-        (None, Some(dependency)) => format!("{}  ({dependency})", frame.function),
-        (None, None) => frame.function.clone(),
+        (Some(location), _) => format!("{}  {location}", frame.display_name()),
+        (None, Some(dependency)) => format!("{}  ({dependency})", frame.display_name()),
+        (None, None) => frame.display_name(),
     };
     Some(match own {
         Some(own) if std::ptr::eq(own, innermost) => describe(own),
@@ -188,7 +194,7 @@ fn stuck_at(group: &Group) -> Option<String> {
                 .dependency
                 .clone()
                 .unwrap_or_else(|| innermost.function.split("::").next().unwrap_or_default().to_owned());
-            format!("{}  in {} ({krate})", describe(own), innermost.function)
+            format!("{}  in {} ({krate})", describe(own), innermost.display_name())
         }
         None => describe(innermost),
     })
@@ -455,6 +461,7 @@ mod tests {
             function: function.into(),
             location: location.map(str::to_owned),
             dependency: dependency.map(str::to_owned),
+            folded: Vec::new(),
         };
         let mut record = task_record("tests::one", "src/inner.rs:250:9", "tokio::time::sleep");
         record.groups[0].frames = vec![
@@ -477,6 +484,41 @@ mod tests {
         );
         let std_frame = frame("std::thread::sleep", Some("library/std/src/thread/mod.rs:1:1"), None);
         assert!(!is_own_frame(&std_frame));
+    }
+
+    #[test]
+    fn a_folded_frame_is_shown_and_keyed_by_all_its_names() {
+        // hyper-util's thread read a TcpStream; the symbolizer said
+        // `UdpSocket::recv`, one of three identical functions.
+        let folded = |picked: &str, others: [&str; 2]| Frame {
+            function: picked.into(),
+            location: None,
+            dependency: Some("std".into()),
+            folded: others.iter().map(|name| (*name).to_owned()).collect(),
+        };
+        let mut record = task_record("tests::one", "tests/a.rs:10:5", "unused");
+        record.groups[0].frames = vec![folded(
+            "<std::net::udp::UdpSocket>::recv",
+            [
+                "std::net::tcp::TcpStream::read",
+                "<std::os::unix::net::UnixDatagram>::recv",
+            ],
+        )];
+        let shown = stuck_at(&record.groups[0]).expect("a frame");
+        assert_eq!(
+            shown,
+            "one of <std::net::udp::UdpSocket>::recv | <std::os::unix::net::UnixDatagram>::recv | \
+             std::net::tcp::TcpStream::read (identical code)  (std)"
+        );
+        let key = key_of(&record.groups[0]);
+        record.groups[0].frames = vec![folded(
+            "std::net::tcp::TcpStream::read",
+            [
+                "<std::os::unix::net::UnixDatagram>::recv",
+                "<std::net::udp::UdpSocket>::recv",
+            ],
+        )];
+        assert_eq!(key_of(&record.groups[0]), key, "another pick, the same key");
     }
 
     #[test]
