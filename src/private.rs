@@ -54,7 +54,11 @@ impl TestRuntime {
             Flavor::Local => builder.build_local(Default::default()).map(TestRuntime::Local),
             Flavor::CurrentThread | Flavor::MultiThread => builder.build().map(TestRuntime::Runtime),
         };
-        built.unwrap_or_else(|error| panic!("taskleak: failed building the test's tokio runtime: {error}"))
+        // `match`, not a closure: `#[track_caller]` then points at the test.
+        match built {
+            Ok(runtime) => runtime,
+            Err(error) => panic!("taskleak: failed building the test's tokio runtime: {error}"),
+        }
     }
 
     fn block_on<F: Future>(&self, future: F) -> F::Output {
@@ -205,8 +209,7 @@ pub fn run_tokio_test<T>(
     expected_panic: Option<fn() -> T>,
     body: Pin<&mut dyn Future<Output = T>>,
 ) -> T {
-    let settings = Settings::from_env().unwrap_or_else(|error| panic!("taskleak: {error}"));
-    let options = settings.apply(spec.options().unwrap_or_else(|error| panic!("taskleak: {error}")));
+    let (settings, options) = settings_and_options(&spec);
     let test = spec.test_path();
     let mut builder = match spec.flavor {
         Flavor::CurrentThread | Flavor::Local => tokio::runtime::Builder::new_current_thread(),
@@ -262,6 +265,32 @@ pub fn run_tokio_test<T>(
     conclude(&test, outcome, report, is_failure, expected_panic, leaks_fail)
 }
 
+/// The environment's settings and the test's options, or a panic located
+/// at the test (`match`, not closures: `#[track_caller]` reaches through).
+#[track_caller]
+fn settings_and_options(spec: &TestSpec) -> (Settings, Options) {
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => panic!("taskleak: {error}"),
+    };
+    let options = match spec.options() {
+        Ok(options) => settings.apply(options),
+        Err(error) => panic!("taskleak: {error}"),
+    };
+    (settings, options)
+}
+
+/// Fails the test with its leak report, at the test's location, without
+/// running the panic hook: the report is the message, and a backtrace
+/// (with `RUST_BACKTRACE=1`) would only show taskleak's own frames.
+#[track_caller]
+fn fail_with(report: &LeakReport) -> ! {
+    let location = panic::Location::caller();
+    let text = format!("{location}: {report}");
+    eprintln!("{text}");
+    panic::resume_unwind(Box::new(text))
+}
+
 /// Arms the watchdog of a check that found survivors: if a task holds the
 /// thread the check runs on, it reports what it can and exits the process.
 fn arm_watchdog(snapshot: &Snapshot, options: &Options, test: &str, own_failure: Option<String>) -> watchdog::Watchdog {
@@ -314,8 +343,7 @@ pub fn run_sync_test<T>(
     expected_panic: Option<fn() -> T>,
     body: impl FnOnce() -> T,
 ) -> T {
-    let settings = Settings::from_env().unwrap_or_else(|error| panic!("taskleak: {error}"));
-    let options = settings.apply(spec.options().unwrap_or_else(|error| panic!("taskleak: {error}")));
+    let (settings, options) = settings_and_options(&spec);
     if settings.mode == Mode::Off || (!options.checks_threads() && spec.shared_runtime.is_none()) {
         return body();
     }
@@ -453,7 +481,7 @@ fn conclude<T>(
             eprintln!("{report}");
             output
         }
-        (Ok(_), Some(report)) => panic!("{report}"),
+        (Ok(_), Some(report)) => fail_with(&report),
         (Err(payload), Some(report)) if leak_fails(&report) && expected_panic.is_some() => {
             eprintln!("{report}");
             eprintln!(

@@ -844,6 +844,34 @@ fn run_alone(test: &str, env: &[(&str, &str)]) -> (bool, String) {
 }
 
 #[test]
+fn failures_point_at_the_test_and_no_backtrace_of_taskleak_follows_a_report() {
+    let leaky = "row01_endless_loop::tests::leaky_endless_loop";
+    let (passed, text) = run_alone(leaky, &[("RUST_BACKTRACE", "1")]);
+    assert!(!passed, "{text}");
+    let located = regex::Regex::new(
+        r"(?m)^tests/fixtures/catalogue/src/row01_endless_loop\.rs:\d+:\d+: taskleak: 1 task leaked by",
+    )
+    .expect("regex");
+    assert!(
+        located.is_match(&text),
+        "the report leads with the test's location:\n{text}"
+    );
+    assert!(
+        !text.contains("taskleak::__private"),
+        "a backtrace of taskleak's internals:\n{text}"
+    );
+    assert!(!text.contains("stack backtrace:"), "{text}");
+    // taskleak's own errors panic at the test, not inside taskleak.
+    let (passed, text) = run_alone(leaky, &[("TASKLEAK_MODE", "loud")]);
+    assert!(!passed, "{text}");
+    assert!(
+        text.contains("panicked at tests/fixtures/catalogue/src/row01_endless_loop.rs:"),
+        "{text}"
+    );
+    assert!(!text.contains("panicked at /"), "{text}");
+}
+
+#[test]
 fn ci_can_turn_checks_off_or_into_warnings_without_editing_tests() {
     let leaky = "row01_endless_loop::tests::leaky_endless_loop";
     let (passed, text) = run_alone(leaky, &[("TASKLEAK_MODE", "off")]);
