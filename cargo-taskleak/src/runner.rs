@@ -176,7 +176,10 @@ impl Plan {
         let deadline = Instant::now() + timeout;
         let mut draining_until: Option<Instant> = None;
         let mut outcomes = Outcomes::default();
-        let mut failed = 0usize;
+        // Distinct tests: nextest prints a failed test's `FAIL` line again
+        // in its final summary, and the progress must count what the
+        // summary counts.
+        let mut failed = std::collections::BTreeSet::new();
         let mut last_progress = Instant::now();
         let stderr = std::io::stderr();
         loop {
@@ -214,20 +217,19 @@ impl Plan {
                 }
                 continue;
             }
-            if !passed {
-                failed += 1;
-            }
-            if !passed || last_progress.elapsed() >= PROGRESS_EVERY {
+            let newly_failed = !passed && failed.insert(test.clone());
+            if newly_failed || last_progress.elapsed() >= PROGRESS_EVERY {
                 last_progress = Instant::now();
-                let failure = if passed {
+                let failure = if !newly_failed {
                     String::new()
                 } else {
                     format!("; failed: {}: {}", test.binary, test.name)
                 };
                 let _ = writeln!(
                     stderr.lock(),
-                    "taskleak: {} tests run, {failed} failed, {} leaks so far{failure}",
+                    "taskleak: {} tests run, {} failed, {} leaks so far{failure}",
                     outcomes.tests.len(),
+                    failed.len(),
                     leaks_so_far()
                 );
             }

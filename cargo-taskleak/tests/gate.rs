@@ -323,6 +323,19 @@ fn under_nextest_the_same_leaks_are_found() {
     assert_eq!(json(&json_file)["totals"]["tests_run"], 12);
     assert_eq!(json(&json_file)["totals"]["checked_tests"], 11);
     assert!(stdout.contains("doctests do not run under nextest"), "{stdout}");
+    // The progress counts what the summary counts: nextest prints a failed
+    // test again in its own summary, which is not a second failure.
+    let totals = &json(&json_file)["totals"];
+    let last_progress = stderr
+        .lines()
+        .filter(|line| line.contains("leaks so far"))
+        .last()
+        .expect("progress lines");
+    let expected = format!(
+        "taskleak: {} tests run, {} failed,",
+        totals["tests_run"], totals["tests_failed"]
+    );
+    assert!(last_progress.starts_with(&expected), "{last_progress}\n{totals}");
 }
 
 /// Slow (it waits for the bound): run with `-- --ignored`.
