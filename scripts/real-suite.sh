@@ -22,9 +22,10 @@
 # the work directory, or set FRESH=1, to start over; RECHECK=1 starts the
 # checked copy over (a new copy, adopted and run again: after a change to
 # taskleak), keeping the plain copy's runs and both copies' build caches;
-# REGATE=1 runs only the gate again. Every run is bounded by
-# `timeout` (BUILD_TIMEOUT, TEST_TIMEOUT, in seconds). BASELINE_ONLY=1 stops
-# after the plain copy's runs.
+# REGATE=1 runs only the gate again; BENCH=N times both copies' tests (N
+# alternated rounds per mode) for the summary's overhead lines. Every run is
+# bounded by `timeout` (BUILD_TIMEOUT, TEST_TIMEOUT, in seconds).
+# BASELINE_ONLY=1 stops after the plain copy's runs.
 set -euo pipefail
 
 if [[ $# -lt 2 ]]; then
@@ -180,6 +181,50 @@ if [[ ! -f $work/logs/gate.rc ]]; then
     cp "$work/target-checked-unstable/taskleak-output.log" "$work/logs/gate-output.log" 2>/dev/null || true
 fi
 
+# --- overhead (BENCH=N) --------------------------------------------------------
+# The tests (doctests left out: they are the same in both copies), built
+# already, run as `cargo test --tests` in plain and checked copies
+# alternately, N rounds per mode, the order swapped every round; the median
+# of the per-round ratios checked/plain. logs/bench-MODE.txt.
+bench_suite() {
+    local mode=$1 rounds=$2 flags=""
+    [[ $mode == unstable ]] && flags="--cfg tokio_unstable"
+    local out=$work/logs/bench-$mode.txt
+    : >"$out"
+    for ((round = 1; round <= rounds; round++)); do
+        local order=(plain checked)
+        ((round % 2 == 0)) && order=(checked plain)
+        for copy in "${order[@]}"; do
+            local start end
+            start=$(date +%s%N)
+            (cd "$work/$copy" && RUSTFLAGS=$flags CARGO_TARGET_DIR=$work/target-$copy-$mode \
+                timeout --kill-after=30 "$TEST_TIMEOUT" cargo test -q --offline --no-fail-fast --tests "${extra[@]}") \
+                >/dev/null 2>&1 </dev/null || true
+            end=$(date +%s%N)
+            echo "$round $copy $(((end - start) / 1000000))" >>"$out"
+        done
+    done
+}
+
+# `plain P ms, checked C ms (medians), ratio R (median of N rounds)`.
+bench_line() {
+    local file=$1 n
+    median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+    n=$(awk '{ print $1 }' "$file" | sort -u | wc -l)
+    printf 'plain %s ms, checked %s ms (medians), ratio %s (median of %s alternated rounds)' \
+        "$(awk '$2 == "plain" { print $3 }' "$file" | median)" \
+        "$(awk '$2 == "checked" { print $3 }' "$file" | median)" \
+        "$(awk '{ ms[$1, $2] = $3; r[$1] = 1 } END { for (k in r) printf "%.3f\n", ms[k, "checked"] / ms[k, "plain"] }' "$file" | median)" \
+        "$n"
+}
+
+if [[ ${BENCH:-0} -gt 0 ]]; then
+    for mode in stable unstable; do
+        log "overhead, $mode: $BENCH alternated rounds"
+        bench_suite "$mode" "$BENCH"
+    done
+fi
+
 # --- the summary -----------------------------------------------------------
 # Failed tests of a test log, as `binary: name`, sorted.
 failed_tests() {
@@ -224,6 +269,11 @@ summary=$work/summary.txt
         done
     done
     echo "gate              $(cat "$work/logs/gate.secs") s (exit $(cat "$work/logs/gate.rc"))"
+    for mode in stable unstable; do
+        if [[ -s $work/logs/bench-$mode.txt ]]; then
+            echo "overhead ($mode, cargo test --tests): $(bench_line "$work/logs/bench-$mode.txt")"
+        fi
+    done
     grep -E '^totals:' "$work/logs/gate.log" || true
     for mode in stable unstable; do
         echo
