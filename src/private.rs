@@ -462,6 +462,9 @@ fn conclude<T>(
         Some(_) => outcome.is_ok(),
         None => outcome.as_ref().map_or(true, &is_failure),
     };
+    if let Some(report) = &report {
+        say_inconclusive(test, report);
+    }
     match &report {
         Some(report) => {
             let verdict = crate::record::Verdict {
@@ -501,6 +504,40 @@ fn conclude<T>(
             panic::resume_unwind(payload)
         }
     }
+}
+
+/// One line on the process's own stderr for a check that could not judge
+/// some threads: libtest captures the report of a passing test, and a
+/// check that passes without a verdict must not go unseen.
+fn say_inconclusive(test: &str, report: &LeakReport) {
+    use std::io::Write;
+    if report.inconclusive().is_none() {
+        return;
+    }
+    let threads = &report.threads;
+    let names: Vec<String> = threads
+        .unattributed
+        .iter()
+        .map(|group| match group.name() {
+            "" => "unnamed".to_owned(),
+            name => format!("{name:?}"),
+        })
+        .collect();
+    let count = threads.unattributed_count();
+    let (noun, judged) = if count == 1 {
+        ("thread", "it was")
+    } else {
+        ("threads", "they were")
+    };
+    // `write_all` on stderr itself, not `eprintln!`: libtest captures only
+    // the print macros.
+    let line = format!(
+        "taskleak: inconclusive: `{test}` left {count} {noun} alive ({}) that another test running at \
+         the same time may have started, so {judged} not judged; for a verdict run it alone: \
+         `cargo test -- --exact {test}`, or `cargo taskleak` (re-runs it alone), or `cargo nextest run`\n",
+        names.join(", ")
+    );
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> &str {

@@ -101,7 +101,8 @@ fn to_json(report: &LeakReport, verdict: Verdict, binary: &str) -> String {
     let _ = write!(
         out,
         "{{\"version\":{VERSION},\"binary\":{},\"test\":{},\"scope\":\"{scope}\",\"leak_fails\":{},\
-         \"own_failure\":{},\"process_test\":{},\"tasks\":{},\"threads\":{},\"full_detail\":{},\"groups\":[",
+         \"own_failure\":{},\"process_test\":{},\"tasks\":{},\"threads\":{},\"full_detail\":{},\
+         \"inconclusive\":{},\"unjudged_threads\":{},\"groups\":[",
         string(binary),
         report.test().map_or("null".to_owned(), string),
         verdict.leak_fails,
@@ -110,6 +111,10 @@ fn to_json(report: &LeakReport, verdict: Verdict, binary: &str) -> String {
         report.leaked(),
         report.leaked_threads(),
         report.detail() == crate::Detail::Full,
+        // Why threads were not judged (another test may have started
+        // them): the gate re-runs such a test alone for a verdict.
+        report.inconclusive().map_or("null".to_owned(), string),
+        report.threads.unattributed_count(),
     );
     let tasks = report.groups().iter().map(|group| {
         let state = match group.state() {

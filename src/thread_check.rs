@@ -57,6 +57,8 @@ pub(crate) struct ThreadSnapshot {
     /// Whether no unchecked test can start a thread during this test.
     alone: bool,
     runner: Runner,
+    /// The test's path, as libtest names its thread.
+    test: String,
     /// Threads of a runtime the test shares with others: never judged here.
     shared: Option<RuntimeThreads>,
     // Last: released after the name is restored.
@@ -82,6 +84,7 @@ impl ThreadSnapshot {
             tag: Some(tag),
             alone: turn.alone_after_refill(&runner),
             runner,
+            test: test.to_owned(),
             shared: None,
             _turn: Some(turn),
         })
@@ -97,6 +100,7 @@ impl ThreadSnapshot {
             tag: None,
             alone: true,
             runner: Runner::OneTestAtATime(reason),
+            test: String::new(),
             shared: None,
             _turn: None,
         }
@@ -140,15 +144,28 @@ impl ThreadSnapshot {
             return findings;
         }
 
+        // A filter may leave this test the only one libtest runs: then no
+        // other test can have started these threads. Listed only now, when
+        // a thread is left that nothing else ties to the test.
+        let count = match (self.alone, &self.runner) {
+            (false, Runner::Concurrent(_)) => crate::test_count::tests_in_process(&self.test),
+            _ => None,
+        };
+        let alone = self.alone || count == Some(1);
         let cwd = source_root();
         let mut leaked = Vec::new();
         let mut unattributed = Vec::new();
         let mut unjudged = 0;
         let mut captures = 0;
         for thread in left {
-            let Some((described, owned)) =
-                self.describe(thread, runtime, &mut captures, cwd.as_deref(), &mut findings.notes)
-            else {
+            let Some((described, owned)) = self.describe(
+                thread,
+                runtime,
+                alone,
+                &mut captures,
+                cwd.as_deref(),
+                &mut findings.notes,
+            ) else {
                 continue;
             };
             if options.ignore.ignores_thread(&described.name, &described.stack) {
@@ -169,16 +186,7 @@ impl ThreadSnapshot {
             ));
         }
         if !unattributed.is_empty() {
-            let threads = match self.runner {
-                Runner::Concurrent(threads) => threads,
-                Runner::OneTestAtATime(_) => 1,
-            };
-            findings.inconclusive = Some(format!(
-                "libtest runs up to {threads} tests at once in this process, and nothing ties these threads \
-                 to this test (a thread started without a name inherits the test's mark; these were named, \
-                 or started by a thread that was); their stacks were not captured, so as not to disturb \
-                 another test. For an exact result run `cargo nextest run` or `cargo test -- --test-threads=1`"
-            ));
+            findings.inconclusive = Some(inconclusive_reason(&self.test, &self.runner, count));
         }
         findings.leaked = thread_report::group(leaked);
         findings.unattributed = thread_report::group(unattributed);
@@ -228,6 +236,7 @@ impl ThreadSnapshot {
         &self,
         thread: KernelThread,
         runtime: &RuntimeThreads,
+        alone: bool,
         captures: &mut usize,
         cwd: Option<&str>,
         notes: &mut Vec<String>,
@@ -237,7 +246,7 @@ impl ThreadSnapshot {
             return None;
         }
         let ours_in_runtime = runtime.contains(tid);
-        let owned = ours_in_runtime || self.tag() == Some(thread.name.as_str()) || self.alone;
+        let owned = ours_in_runtime || self.tag() == Some(thread.name.as_str()) || alone;
         // Only the test's own threads are signalled: another test's could
         // see an interrupted call fail.
         let capture = owned && *captures < MAX_CAPTURES;
@@ -608,6 +617,27 @@ fn in_std_thread(functions: &[FrameNames], suffixes: &[&str]) -> bool {
 #[cfg(test)]
 fn names(raw: &[RawFrame]) -> Vec<FrameNames> {
     raw.iter().map(frame_names).collect()
+}
+
+/// Why threads no test could be tied to are not judged, claiming no more
+/// than is known: how many tests this process runs only when listed.
+fn inconclusive_reason(test: &str, runner: &Runner, count: Option<usize>) -> String {
+    let others = match (runner, count) {
+        (Runner::Concurrent(threads), Some(count)) => {
+            format!(
+                "libtest runs {count} tests in this process, up to {} at once",
+                (*threads).min(count)
+            )
+        }
+        // Not listed: how many of them match its filters is not known.
+        _ => "libtest may run other tests at the same time in this process".to_owned(),
+    };
+    format!(
+        "{others}, and nothing ties these threads to this test (a thread started without a name inherits \
+         the test's mark; these were named, or started by a thread that was); their stacks were not \
+         captured, so as not to disturb another test. For an exact result run the test alone \
+         (`cargo test -- --exact {test}`), `cargo taskleak` (it re-runs it alone) or `cargo nextest run`"
+    )
 }
 
 #[cfg(test)]

@@ -1164,7 +1164,16 @@ fn a_named_thread_is_inconclusive_while_unchecked_tests_may_run_alongside() {
         text.contains("taskleak: inconclusive for `threads::tests::parallel_named_thread_on_a_channel`"),
         "{text}"
     );
-    assert!(text.contains("--test-threads=1"), "{text}");
+    assert!(
+        text.contains(
+            "run the test alone (`cargo test -- --exact threads::tests::parallel_named_thread_on_a_channel`)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("libtest runs 2 tests in this process, up to 2 at once"),
+        "{text}"
+    );
     assert!(text.contains("named \"config-watcher\""), "{text}");
 
     // One test at a time, the same two tests: the named thread is judged.
@@ -1176,6 +1185,46 @@ fn a_named_thread_is_inconclusive_while_unchecked_tests_may_run_alongside() {
         "{text}"
     );
     assert!(text.contains("test threads::churn::unchecked_churn_1 ... ok"), "{text}");
+}
+
+#[test]
+fn an_inconclusive_check_says_so_on_stderr_without_show_output() {
+    // The report of a passing test is captured; the one line is not.
+    let output = cargo_test(&["--lib", "--", NAMED, "unchecked_churn_1", "--test-threads=2"]);
+    let text = text_of(&output);
+    assert!(output.status.success(), "{text}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = stderr
+        .lines()
+        .find(|line| line.starts_with("taskleak: inconclusive: `"))
+        .unwrap_or_else(|| panic!("no inconclusive line on stderr:\n{text}"));
+    assert_eq!(
+        line,
+        "taskleak: inconclusive: `threads::tests::parallel_named_thread_on_a_channel` left 1 thread alive \
+         (\"config-watcher\") that another test running at the same time may have started, so it was not \
+         judged; for a verdict run it alone: `cargo test -- --exact \
+         threads::tests::parallel_named_thread_on_a_channel`, or `cargo taskleak` (re-runs it alone), or \
+         `cargo nextest run`"
+    );
+    assert!(
+        !text.contains("may belong to another test"),
+        "the report is captured:\n{text}"
+    );
+}
+
+#[test]
+fn a_filter_that_selects_one_test_lets_its_named_thread_be_judged() {
+    // Default parallelism, a plain filter: libtest runs this test alone.
+    let output = cargo_test(&["--lib", "--", "parallel_named_thread_on_a_channel"]);
+    let text = text_of(&output);
+    assert!(text.contains("running 1 test"), "{text}");
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains("1 thread leaked by `threads::tests::parallel_named_thread_on_a_channel`"),
+        "{text}"
+    );
+    assert!(text.contains("named \"config-watcher\""), "{text}");
+    assert!(!text.contains("taskleak: inconclusive"), "{text}");
 }
 
 #[test]

@@ -16,6 +16,7 @@ Usage: cargo taskleak [OPTIONS] [-- <ARGS>...]
 
 Options:
       --nextest                run the tests with `cargo nextest run` instead of `cargo test`
+      --no-rerun               do not re-run alone the tests whose thread check was inconclusive
       --json <FILE>            write the run's leaks as JSON (schema: docs/cargo-taskleak.md)
       --junit <FILE>           write a JUnit XML report: one failing test case per leaking test
       --baseline <FILE>        fail only on leaks not recorded in FILE; list those gone from it
@@ -35,6 +36,8 @@ Exit codes: 0 no leaks (or only baselined ones), 1 new leaks, 2 the run itself f
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Args {
     pub(crate) nextest: bool,
+    /// Leaves inconclusive checks as they are, without re-running them.
+    pub(crate) no_rerun: bool,
     pub(crate) json: Option<PathBuf>,
     pub(crate) junit: Option<PathBuf>,
     pub(crate) baseline: Option<PathBuf>,
@@ -71,6 +74,7 @@ pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, Stri
         };
         match flag.as_str() {
             "--nextest" => parsed.nextest = true,
+            "--no-rerun" => parsed.no_rerun = true,
             "--json" => parsed.json = Some(value("--json")?),
             "--junit" => parsed.junit = Some(value("--junit")?),
             "--baseline" => parsed.baseline = Some(value("--baseline")?),

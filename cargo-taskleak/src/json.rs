@@ -22,6 +22,8 @@ struct Document<'a> {
     unrelated_failures: Vec<FailureRef<'a>>,
     /// Tests (not doctests) that ran without a leak check.
     unchecked: Vec<TestRef<'a>>,
+    /// Checks that could not judge some threads, with their re-runs.
+    inconclusive: Vec<InconclusiveEntry<'a>>,
     /// The time bound that stopped the run (`"30m"`), or `null`.
     stopped_after: Option<&'a str>,
 }
@@ -42,6 +44,19 @@ struct Totals {
     new_leaks: usize,
     tasks_leaked: usize,
     threads_leaked: usize,
+    inconclusive_checks: usize,
+}
+
+#[derive(Serialize)]
+struct InconclusiveEntry<'a> {
+    binary: &'a str,
+    name: &'a str,
+    /// Threads the check could not judge.
+    unjudged_threads: usize,
+    /// `leaked`, `clean`, `no-verdict` or `not-run`.
+    rerun: &'static str,
+    /// The re-run's verdict in words.
+    rerun_detail: String,
 }
 
 #[derive(Serialize)]
@@ -102,6 +117,7 @@ pub(crate) fn write(path: &Path, run: &Run, exit_code: i32) -> Result<(), String
             new_leaks: run.new_keys.len(),
             tasks_leaked: run.leaked("task"),
             threads_leaked: run.leaked("thread"),
+            inconclusive_checks: run.inconclusive.len(),
         },
         leaks: run
             .leaks
@@ -133,6 +149,17 @@ pub(crate) fn write(path: &Path, run: &Run, exit_code: i32) -> Result<(), String
             })
             .collect(),
         unchecked: run.coverage.unchecked.iter().map(test_ref).collect(),
+        inconclusive: run
+            .inconclusive
+            .iter()
+            .map(|check| InconclusiveEntry {
+                binary: &check.test.binary,
+                name: &check.test.name,
+                unjudged_threads: check.threads,
+                rerun: check.rerun.label(),
+                rerun_detail: check.rerun.describe(),
+            })
+            .collect(),
         stopped_after: run.stopped_after.as_deref(),
     };
     let text = serde_json::to_string_pretty(&document).map_err(|error| error.to_string())?;

@@ -10,7 +10,8 @@ use crate::outcomes::{DOCTESTS_SUFFIX, TestId};
 use crate::verdicts::{Failure, FailureKind};
 
 /// Writes the report: `tests` are every test that ran; `failures` every
-/// failed one with its reason; `unchecked` those that ran without a check.
+/// failed one with its reason; `unchecked` those that ran without a check;
+/// `inconclusive` the note of each test whose check could not judge.
 ///
 /// # Errors
 ///
@@ -20,8 +21,9 @@ pub(crate) fn write(
     tests: &[TestId],
     failures: &[Failure],
     unchecked: &BTreeSet<TestId>,
+    inconclusive: &BTreeMap<TestId, String>,
 ) -> Result<(), String> {
-    std::fs::write(path, render(tests, failures, unchecked))
+    std::fs::write(path, render(tests, failures, unchecked, inconclusive))
         .map_err(|error| format!("cannot write {}: {error}", path.display()))
 }
 
@@ -45,7 +47,12 @@ pub(crate) fn write_build_failure(path: &Path, reason: &str) -> Result<(), Strin
     std::fs::write(path, out).map_err(|error| format!("cannot write {}: {error}", path.display()))
 }
 
-fn render(tests: &[TestId], failures: &[Failure], unchecked: &BTreeSet<TestId>) -> String {
+fn render(
+    tests: &[TestId],
+    failures: &[Failure],
+    unchecked: &BTreeSet<TestId>,
+    inconclusive: &BTreeMap<TestId, String>,
+) -> String {
     let by_test: BTreeMap<&TestId, &Failure> = failures.iter().map(|failure| (&failure.test, failure)).collect();
     let mut all: BTreeSet<&TestId> = tests.iter().collect();
     // A leaking binary-level check, a hung test or a failed binary has no
@@ -75,6 +82,8 @@ fn render(tests: &[TestId], failures: &[Failure], unchecked: &BTreeSet<TestId>) 
             let class = escape(binary);
             let note = if test.binary.ends_with(DOCTESTS_SUFFIX) {
                 Some("taskleak: a doctest: not leak-checked")
+            } else if let Some(note) = inconclusive.get(test) {
+                Some(note.as_str())
             } else if unchecked.contains(test) {
                 Some("taskleak: ran without a leak check (no #[taskleak::verify_no_leaks])")
             } else {
@@ -163,6 +172,7 @@ mod tests {
             &[test("clean"), test("leaky"), test("panics"), test("bare")],
             &failures,
             &unchecked,
+            &[(test("clean"), "taskleak: inconclusive: 1 thread not judged".to_owned())].into(),
         );
         assert!(
             xml.contains("<testsuites name=\"taskleak\" tests=\"4\" failures=\"2\">"),
@@ -172,7 +182,13 @@ mod tests {
             xml.contains("<testsuite name=\"alpha\" tests=\"4\" failures=\"2\">"),
             "{xml}"
         );
-        assert!(xml.contains("<testcase classname=\"alpha\" name=\"clean\"/>"), "{xml}");
+        assert!(
+            xml.contains(
+                "<testcase classname=\"alpha\" name=\"clean\">\n      \
+                 <system-out>taskleak: inconclusive: 1 thread not judged</system-out>"
+            ),
+            "{xml}"
+        );
         assert!(xml.contains("message=\"taskleak: 1 task leaked by `leaky`\""), "{xml}");
         assert!(xml.contains("&lt;stack&gt; &amp; more</failure>"), "{xml}");
         assert!(

@@ -7,6 +7,7 @@
 mod adopt;
 mod args;
 mod baseline;
+mod inconclusive;
 mod json;
 mod junit;
 mod outcomes;
@@ -15,7 +16,7 @@ mod runner;
 mod summary;
 mod verdicts;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 
 use outcomes::TestId;
@@ -68,8 +69,9 @@ fn run() -> Result<u8, String> {
             .unwrap_or(0)
     };
     let ran = plan.run(args.timeout.unwrap_or(args::DEFAULT_TIMEOUT), count_leaks)?;
-    let outcomes = ran.outcomes;
-    let records = records::read_dir(&plan.record_dir)?;
+    let mut outcomes = ran.outcomes;
+    let mut records = records::read_dir(&plan.record_dir)?;
+    let inconclusive = settle_inconclusive(&plan, args.no_rerun, &mut outcomes, &mut records);
     let leaks = summary::leaks(&records);
     let (new_keys, gone) = match &baseline {
         Some(known) => known.compare(&leaks),
@@ -86,6 +88,7 @@ fn run() -> Result<u8, String> {
         new_keys,
         gone,
         baseline_used: baseline.is_some(),
+        inconclusive,
     };
     let code = if run.unrelated_failures().next().is_some() {
         RUN_FAILED
@@ -102,7 +105,12 @@ fn run() -> Result<u8, String> {
     if let Some(path) = &args.junit {
         let tests: Vec<TestId> = outcomes.tests.keys().cloned().collect();
         let unchecked: BTreeSet<TestId> = run.coverage.unchecked.iter().cloned().collect();
-        junit::write(path, &tests, &run.failures, &unchecked)?;
+        let inconclusive: BTreeMap<TestId, String> = run
+            .inconclusive
+            .iter()
+            .map(|check| (check.test.clone(), junit_note(check)))
+            .collect();
+        junit::write(path, &tests, &run.failures, &unchecked, &inconclusive)?;
     }
     if let Some(path) = &args.write_baseline {
         baseline::write(path, &run.leaks)?;
@@ -113,4 +121,70 @@ fn run() -> Result<u8, String> {
         );
     }
     Ok(code)
+}
+
+/// Lists the inconclusive checks and, unless `--no-rerun` (or under
+/// nextest, which runs each test alone already), re-runs each test alone
+/// for a verdict. A leak the re-run finds joins the run's records, and
+/// the test counts as failed by it.
+fn settle_inconclusive(
+    plan: &runner::Plan,
+    no_rerun: bool,
+    outcomes: &mut outcomes::Outcomes,
+    records: &mut Vec<records::Record>,
+) -> Vec<inconclusive::Inconclusive> {
+    use inconclusive::{Inconclusive, Rerun};
+    let found = inconclusive::find(records);
+    if found.is_empty() {
+        return Vec::new();
+    }
+    let not_run = if no_rerun {
+        Some("--no-rerun")
+    } else if plan.nextest {
+        Some("nextest runs each test alone already")
+    } else {
+        None
+    };
+    if let Some(why) = not_run {
+        return found
+            .into_iter()
+            .map(|(test, threads)| Inconclusive {
+                test,
+                threads,
+                rerun: Rerun::NotRun(why.to_owned()),
+            })
+            .collect();
+    }
+    eprintln!(
+        "taskleak: re-running {} alone (inconclusive thread checks)",
+        summary::plural(found.len(), "test")
+    );
+    let reruns = inconclusive::Reruns {
+        executables: &outcomes.executables,
+        package_dirs: inconclusive::package_dirs(&plan.cargo, &plan.runner_args),
+        record_dir: plan.record_dir.clone(),
+    };
+    let mut settled = Vec::new();
+    let mut leaked = Vec::new();
+    for (index, (test, threads)) in found.into_iter().enumerate() {
+        let (rerun, rerun_records) = reruns.run(&test, index);
+        if let Rerun::Leaked(_) = rerun {
+            records.extend(rerun_records.into_iter().filter(records::Record::is_leak));
+            leaked.push(test.clone());
+        }
+        settled.push(Inconclusive { test, threads, rerun });
+    }
+    for test in leaked {
+        outcomes.tests.insert(test, false);
+    }
+    settled
+}
+
+/// The JUnit note of an inconclusive check.
+fn junit_note(check: &inconclusive::Inconclusive) -> String {
+    format!(
+        "taskleak: inconclusive: {} not judged (another test may have started them); {}",
+        summary::plural(check.threads, "thread"),
+        check.rerun.describe()
+    )
 }

@@ -33,6 +33,8 @@ pub(crate) struct Outcomes {
     /// Its executable, from cargo's `Running … (PATH)` line: listed to find
     /// the tests that never finished when the run is stopped.
     pub(crate) current_executable: Option<String>,
+    /// Every binary's executable, to re-run one of its tests alone.
+    pub(crate) executables: BTreeMap<String, String>,
     /// The failed test whose output lines are being gathered.
     capturing: Option<(TestId, Vec<String>)>,
     /// Tests libtest reported `ignored`: they finished, without running.
@@ -107,6 +109,7 @@ impl Outcomes {
             if let Some(path) = rest.rsplit_once(" (").and_then(|(_, path)| path.strip_suffix(')')) {
                 self.current_binary = Some(binary_of_path(path));
                 self.current_executable = Some(path.to_owned());
+                self.executables.insert(binary_of_path(path), path.to_owned());
             }
             return None;
         }

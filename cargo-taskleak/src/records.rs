@@ -28,6 +28,13 @@ pub(crate) struct Record {
     pub(crate) tasks: usize,
     pub(crate) threads: usize,
     pub(crate) groups: Vec<Group>,
+    /// Why some threads were not judged (another test running at the same
+    /// time may have started them); none in older records.
+    #[serde(default)]
+    pub(crate) inconclusive: Option<String>,
+    /// How many threads were not judged.
+    #[serde(default)]
+    pub(crate) unjudged_threads: usize,
     /// The report as the test printed it.
     pub(crate) report: String,
 }

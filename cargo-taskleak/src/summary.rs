@@ -236,6 +236,8 @@ pub(crate) struct Run {
     /// Baseline entries no leak matched any more.
     pub(crate) gone: Vec<String>,
     pub(crate) baseline_used: bool,
+    /// Checks that could not judge some threads, and their re-runs.
+    pub(crate) inconclusive: Vec<crate::inconclusive::Inconclusive>,
 }
 
 impl Run {
@@ -358,6 +360,34 @@ pub(crate) fn render(run: &Run) -> String {
             );
         }
     }
+    if !run.inconclusive.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "  {} inconclusive (threads another test running at the same time may have started):",
+            plural(run.inconclusive.len(), "check")
+        );
+        for check in &run.inconclusive {
+            let _ = writeln!(
+                out,
+                "    {}: {}  — {} not judged; {}",
+                check.test.binary,
+                check.test.name,
+                plural(check.threads, "thread"),
+                check.rerun.describe()
+            );
+        }
+        if run
+            .inconclusive
+            .iter()
+            .any(|check| matches!(check.rerun, crate::inconclusive::Rerun::NotRun(_)))
+        {
+            let _ = writeln!(
+                out,
+                "    for a verdict: `cargo test -- --exact NAME --test-threads=1`, or `cargo taskleak --nextest`"
+            );
+        }
+    }
     if !run.coverage.unchecked.is_empty() {
         let _ = writeln!(out);
         let _ = writeln!(
@@ -379,7 +409,7 @@ pub(crate) fn render(run: &Run) -> String {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "totals: {} run, {} checked{unchecked_note}, {} failed, {} leaking; {} and {} leaked; {}, {} new",
+        "totals: {} run, {} checked{unchecked_note}, {} failed, {} leaking; {} and {} leaked; {}, {} new{}",
         plural(run.tests_run, "test"),
         run.coverage.checked,
         run.tests_failed,
@@ -388,6 +418,10 @@ pub(crate) fn render(run: &Run) -> String {
         plural(run.leaked("thread"), "thread"),
         plural(run.leaks.len(), "distinct leak"),
         run.new_keys.len(),
+        match run.inconclusive.len() {
+            0 => String::new(),
+            count => format!("; {} inconclusive", plural(count, "check")),
+        },
     );
     if run.doctests_not_run {
         let _ = writeln!(

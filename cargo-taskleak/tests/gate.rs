@@ -195,6 +195,67 @@ fn a_leaky_workspace_is_summarised_as_text_json_and_junit() {
 }
 
 #[test]
+fn an_inconclusive_check_is_listed_and_rerun_alone_to_a_verdict() {
+    // Two test threads: the named thread's test runs beside others.
+    let runner = ["--", "-p", "gamma", "--features", "flusher", "--", "--test-threads=2"];
+    let json_file = scratch("inconclusive.json");
+    let junit_file = scratch("inconclusive.xml");
+    let mut args = vec!["--json", json_file.to_str().expect("utf-8"), "--junit"];
+    args.push(junit_file.to_str().expect("utf-8"));
+    args.extend(runner);
+    let (code, stdout, stderr) = gate(&args, &[]);
+    let all = format!("{stdout}\n{stderr}");
+    assert_eq!(code, 1, "the re-run's leak is a new leak:\n{all}");
+    // Another test running beside it may see the thread too, and be
+    // re-run to `clean`: only the flusher's entry is fixed.
+    assert!(
+        stdout.contains(
+            "    gamma: tests::leaky_named_flusher_thread  — 1 thread not judged; re-run alone: leaked \
+             (taskleak: 1 thread leaked by `tests::leaky_named_flusher_thread`"
+        ),
+        "{all}"
+    );
+    assert!(
+        stdout.contains("inconclusive (threads another test running at the same time may have started):"),
+        "{all}"
+    );
+    assert!(stdout.contains("named \"log-flusher\""), "{all}");
+    assert!(stdout.contains("inconclusive\n"), "the totals count them:\n{all}");
+    let document = json(&json_file);
+    assert!(
+        document["totals"]["inconclusive_checks"].as_u64() >= Some(1),
+        "{document}"
+    );
+    let entries = document["inconclusive"].as_array().expect("a list");
+    let flusher = entries
+        .iter()
+        .find(|entry| entry["name"] == "tests::leaky_named_flusher_thread")
+        .expect("the flusher's check is listed");
+    assert_eq!(flusher["unjudged_threads"], 1);
+    assert_eq!(flusher["rerun"], "leaked");
+    let xml = std::fs::read_to_string(&junit_file).expect("junit written");
+    assert!(
+        xml.contains(
+            "<system-out>taskleak: inconclusive: 1 thread not judged (another test may have started them); \
+             re-run alone: leaked"
+        ),
+        "{xml}"
+    );
+
+    // Without the re-run: listed, with the way to a verdict, and no leak.
+    let mut args = vec!["--no-rerun"];
+    args.extend(runner);
+    let (code, stdout, stderr) = gate(&args, &[]);
+    let all = format!("{stdout}\n{stderr}");
+    assert_eq!(code, 0, "{all}");
+    assert!(
+        stdout.contains("gamma: tests::leaky_named_flusher_thread  — 1 thread not judged; not re-run (--no-rerun)"),
+        "{all}"
+    );
+    assert!(stdout.contains("cargo test -- --exact NAME --test-threads=1"), "{all}");
+}
+
+#[test]
 fn a_baseline_fails_only_on_new_leaks_and_lists_the_gone_ones() {
     let baseline = scratch("baseline.json");
     let (code, stdout, stderr) = gate(&["--write-baseline", &baseline.display().to_string()], &[]);
