@@ -3,6 +3,10 @@
 
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// How long the listing may take: past it, the count is unknown.
+const LISTING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The number of tests libtest runs in this process, if it can be known:
 /// a filter selecting one test makes it the only one, and then every
@@ -21,19 +25,40 @@ pub(crate) fn tests_in_process(test: &str) -> Option<usize> {
     static COUNT: OnceLock<Option<usize>> = OnceLock::new();
     *COUNT.get_or_init(|| {
         let exe = std::env::current_exe().ok()?;
-        let output = Command::new(exe)
+        let mut child = Command::new(exe)
             .args(list_args(std::env::args().skip(1)))
             // The listing runs no test: no check, no record of one.
             .env("TASKLEAK_MODE", "off")
             .env_remove("TASKLEAK_RECORD_DIR")
             .stdin(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
-            .output()
+            .spawn()
             .ok()?;
-        if !output.status.success() {
+        // Read on a thread of its own, so that the wait below has a bound
+        // even if the listing never ends.
+        let mut stdout = child.stdout.take()?;
+        let reader = std::thread::spawn(move || {
+            let mut text = Vec::new();
+            std::io::Read::read_to_end(&mut stdout, &mut text).map(|_| text)
+        });
+        let deadline = Instant::now() + LISTING_TIMEOUT;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return None;
+                }
+            }
+        };
+        let text = reader.join().ok()?.ok()?;
+        if !status.success() {
             return None;
         }
-        count_listed(&String::from_utf8_lossy(&output.stdout))
+        count_listed(&String::from_utf8_lossy(&text))
     })
 }
 
