@@ -242,6 +242,7 @@ mod snapshot;
 mod source;
 mod stack;
 mod task_dump;
+mod test_names;
 mod thread_check;
 mod thread_report;
 mod timer;
