@@ -245,7 +245,7 @@ impl ThreadSnapshot {
                     // Another checked test's (or what it left behind).
                     && (self.tag() == Some(thread.name.as_str()) || !is_issued_tag(&thread.name))
                     // Started unnamed by a checked test's thread outside its mark.
-                    && !(self.tag().is_some() && test_names::is_seen_test_thread(&thread.name))
+                    && (self.tag().is_none() || !test_names::is_seen_test_thread(&thread.name))
                     && !options.ignore.ignores_thread_name(&self.own_name(&thread.name, false).0)
             })
             .collect()
