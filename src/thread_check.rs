@@ -844,6 +844,41 @@ mod tests {
         blocked(READ)
     }
 
+    /// Parks for the life of the process, as a shared fixture's thread.
+    #[inline(never)]
+    fn lingering_fixture_thread() {
+        loop {
+            std::thread::park();
+        }
+    }
+
+    /// A thread a function rule ignores is judged from its stack 2 ms after
+    /// the body, not after the whole grace period.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_function_rule_ignores_a_lingering_thread_without_waiting_out_the_grace_period() -> Result<(), crate::Error> {
+        let options = Options::new()
+            .max_retries(40)
+            .max_sleep(Duration::from_millis(200))
+            .ignore_any_function("lingering_fixture_thread")?;
+        let finding = std::thread::spawn(move || {
+            let snapshot = ThreadSnapshot::begin("tests::lingering", false)?;
+            std::thread::spawn(lingering_fixture_thread);
+            Some(snapshot.check(&options, &RuntimeThreads::default()))
+        })
+        .join()
+        .expect("the check's thread");
+        // No stacks here (old glibc, musl): nothing to judge early.
+        let Some(found) = finding.filter(|found| !found.notes.iter().any(|note| note.contains("stack"))) else {
+            return Ok(());
+        };
+        assert!(found.leaked.is_empty(), "{:?}", found.leaked);
+        // The whole grace period would be about 4.5 s (40 retries, up to
+        // 200 ms each); what is left is one capture and its symbolization.
+        assert!(found.waited < Duration::from_secs(2), "waited {:?}", found.waited);
+        Ok(())
+    }
+
     #[test]
     fn runtime_roles_come_from_tokio_frames() {
         let worker = frames(&[
