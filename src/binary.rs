@@ -88,6 +88,8 @@ pub fn verify_main<T>(main: impl FnOnce() -> T) -> T {
 /// Called before `main` by [`verify_test_binary!`](crate::verify_test_binary):
 /// records the threads alive and has the check run at exit.
 pub(crate) fn start(binary: &'static str, manifest_dir: &'static str) {
+    // `verify_test_binary!` is for libtest binaries only.
+    crate::test_names::in_libtest();
     let threads = proc_threads::ids()
         .map(|ids| ids.into_iter().collect())
         .unwrap_or_default();

@@ -219,6 +219,9 @@ impl OwnerTag {
     pub(crate) fn mark(test: &str) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let previous = proc_threads::current_name();
+        // libtest's name for the test: what threads its thread starts
+        // unnamed outside the mark carry, never a name of their own.
+        crate::test_names::record_test_thread(previous.clone());
         // The kernel keeps 15 bytes: a unique number, then what fits of the
         // test's own name for whoever reads `top -H`.
         let mut tag = format!("tl{}~", NEXT.fetch_add(1, Ordering::Relaxed));

@@ -243,6 +243,8 @@ mod source;
 mod stack;
 mod task_dump;
 mod test_count;
+mod test_list;
+mod test_names;
 mod thread_check;
 mod thread_report;
 mod timer;

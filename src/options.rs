@@ -330,6 +330,12 @@ impl IgnoreRules {
     pub(crate) fn needs_stacks(&self) -> bool {
         !self.top_function.is_empty() || !self.any_function.is_empty()
     }
+
+    /// Whether `ignore_dependency` rules are set (a thread's own function
+    /// tells its crate, so they need its stack too).
+    pub(crate) fn has_dependencies(&self) -> bool {
+        !self.dependencies.is_empty()
+    }
 }
 
 impl fmt::Debug for IgnoreRules {

@@ -539,6 +539,10 @@ impl fmt::Display for LeakReport {
                 )?,
             }
         }
+        if let Some(group) = threads.leaked.first() {
+            writeln!(f)?;
+            thread_report::write_hint(f, group, self.scope == Scope::Binary)?;
+        }
         Ok(())
     }
 }
@@ -800,6 +804,83 @@ mod tests {
         #[taskleak::verify_no_leaks(ignore_spawned_at = r"^src/cache\.rs:41:9$")]
 "#;
         assert_eq!(report.to_string(), expected);
+    }
+
+    /// A thread report, pinned: the group, then the cheapest ignore rule.
+    #[test]
+    fn renders_a_thread_report_with_its_ignore_hint_exactly() {
+        use crate::stack::RawFrame;
+        use crate::thread_report::{LeakedThread, ThreadKind, ThreadState, group};
+        let stack = crate::stack::native_frames(
+            &[
+                RawFrame::at(
+                    "std::net::tcp::TcpListener::accept",
+                    "/rustc/x/library/std/src/net/tcp.rs",
+                    1,
+                    1,
+                ),
+                RawFrame::at(
+                    "my_crate::fixture::start_echo_server::{{closure}}",
+                    "src/fixture.rs",
+                    12,
+                    9,
+                ),
+                RawFrame::at(
+                    "std::sys::backtrace::__rust_begin_short_backtrace",
+                    "/rustc/x/library/std/src/sys/backtrace.rs",
+                    1,
+                    1,
+                ),
+            ],
+            None,
+        );
+        let thread = |name: &str, inherited: Option<&str>| LeakedThread {
+            tid: 41,
+            name: name.to_owned(),
+            inherited_name: inherited.map(str::to_owned),
+            state: ThreadState::Accepting("TCP listener 127.0.0.1:4000".to_owned()),
+            stack: stack.clone(),
+            stack_unavailable: None,
+            kind: ThreadKind::Plain,
+        };
+        let report = |leaked: LeakedThread| {
+            let mut threads = crate::thread_report::ThreadSection {
+                leaked: group(vec![leaked]),
+                retries: 20,
+                waited: Duration::from_millis(431),
+                ..Default::default()
+            };
+            threads.notes.clear();
+            LeakReport::of_threads("tests::serves", threads).to_string()
+        };
+        let unnamed = r#"taskleak: 1 thread leaked by `tests::serves` (still alive after 20 retries over 0.43 s)
+
+  1 thread started without a name (inherited the kernel name "tests::serves")  (thread id 41)
+    blocked: accepting connections on TCP listener 127.0.0.1:4000
+    stack:
+      my_crate::fixture::start_echo_server  src/fixture.rs:12:9
+      std::net::tcp::TcpListener::accept    (std)
+    fix:   stop accepting on shutdown: a non-blocking listener polled with a stop flag
+           (https://docs.rs/taskleak/latest/taskleak/fixes/index.html#thread-io)
+
+  hint: if such a thread is meant to outlive the test (a shared fixture's), ignore it with
+        #[taskleak::verify_no_leaks(ignore_any_function = r"^my_crate::fixture::start_echo_server$")]
+        (a function rule waits for the thread's stack, a few ms after the body; naming the thread
+        with `std::thread::Builder::name` and ignoring it with `ignore_thread_name` costs nothing)
+"#;
+        assert_eq!(report(thread("", Some("tests::serves"))), unnamed);
+        let named = report(thread("log-flusher", None));
+        assert!(
+            named.contains(r#"  1 thread named "log-flusher"  (thread id 41)"#),
+            "{named}"
+        );
+        assert!(
+            named.ends_with(
+                "  hint: if such a thread is meant to outlive the test (a shared fixture's), ignore it with\n        \
+                 #[taskleak::verify_no_leaks(ignore_thread_name = r\"^log-flusher$\")]\n"
+            ),
+            "{named}"
+        );
     }
 
     #[test]

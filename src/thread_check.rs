@@ -2,20 +2,26 @@
 //! started that are still alive — settled, tied to the test, classified
 //! from the kernel's view and their native stacks, filtered and grouped.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::isolation::{OwnerTag, Runner, Turn, is_checked_test_thread, is_issued_tag};
 use crate::native_stack;
 use crate::options::{FIRST_SLEEP, Options};
-use crate::proc_threads::{self, KernelThread};
+use crate::proc_threads::{self, KernelThread, ThreadKey};
 use crate::stack::{RawFrame, clean_symbol, native_frames, source_root};
+use crate::test_names;
 use crate::thread_report::{self, LeakedThread, ThreadKind, ThreadSection, ThreadState};
 
 /// Stacks captured per check at most: each can take up to the capture
 /// bound, so a test that leaks a thousand threads still ends in time.
 const MAX_CAPTURES: usize = 32;
+
+/// How long after the body threads are judged by their stacks when rules
+/// need them: a thread joined at the end of the body is gone by then, and
+/// one still alive is worth a capture (taskleak signals it once).
+const EARLY_JUDGEMENT: Duration = Duration::from_millis(2);
 
 /// The name of taskleak's own timer thread, never a test's.
 const OWN_TIMER_THREAD: &str = "taskleak-timer";
@@ -122,10 +128,23 @@ impl ThreadSnapshot {
     /// Waits for threads started since the snapshot to end, within the
     /// options' retry budget, then describes those still alive. `runtime`
     /// holds the threads of the test's runtime, already shut down.
+    ///
+    /// With rules that need a thread's stack (function rules, dependencies),
+    /// the test's own threads still alive [`EARLY_JUDGEMENT`] after the body
+    /// are captured then, once: those a rule ignores (or that are a
+    /// runtime's idle threads) are no longer waited for, so the rest of the
+    /// grace period waits only for the others. An ignored thread passes
+    /// whether it would have ended or not, so judging it early changes no
+    /// verdict; the stack captured then is the one reported.
     pub(crate) fn check(&self, options: &Options, runtime: &RuntimeThreads) -> ThreadSection {
         let mut findings = ThreadSection::default();
         let start = Instant::now();
         let mut sleep = FIRST_SLEEP;
+        let cwd = source_root();
+        let mut captures = 0;
+        // Judged early: not leaks (`None`), or leaks described then.
+        let mut early: HashMap<ThreadKey, Option<(LeakedThread, bool)>> = HashMap::new();
+        let mut judge_early = options.ignore.needs_stacks() || options.ignore.has_dependencies();
         let mut left = self.fresh(options);
         while !left.is_empty() && findings.retries < options.retries() {
             // A sleep this short would take the timer slack (50 µs) anyway;
@@ -138,6 +157,23 @@ impl ThreadSnapshot {
             sleep = (sleep * 2).min(options.sleep_cap());
             findings.retries += 1;
             left = self.fresh(options);
+            if judge_early && start.elapsed() >= EARLY_JUDGEMENT {
+                judge_early = false;
+                for thread in left.iter().filter(|thread| self.owns(thread, runtime)) {
+                    let judged = self
+                        .describe(
+                            thread.clone(),
+                            runtime,
+                            self.alone,
+                            &mut captures,
+                            cwd.as_deref(),
+                            &mut findings.notes,
+                        )
+                        .filter(|(described, _)| !options.ignore.ignores_thread(&described.name, &described.stack));
+                    early.insert(thread.key, judged);
+                }
+            }
+            left.retain(|thread| !matches!(early.get(&thread.key), Some(None)));
         }
         findings.waited = start.elapsed();
         if left.is_empty() {
@@ -152,20 +188,25 @@ impl ThreadSnapshot {
             _ => None,
         };
         let alone = self.alone || count == Some(1);
-        let cwd = source_root();
         let mut leaked = Vec::new();
         let mut unattributed = Vec::new();
         let mut unjudged = 0;
-        let mut captures = 0;
         for thread in left {
-            let Some((described, owned)) = self.describe(
-                thread,
-                runtime,
-                alone,
-                &mut captures,
-                cwd.as_deref(),
-                &mut findings.notes,
-            ) else {
+            if self.tag().is_some() && self.is_other_tests(&thread.name) {
+                continue;
+            }
+            let described = match early.remove(&thread.key) {
+                Some(judged) => judged,
+                None => self.describe(
+                    thread,
+                    runtime,
+                    alone,
+                    &mut captures,
+                    cwd.as_deref(),
+                    &mut findings.notes,
+                ),
+            };
+            let Some((described, owned)) = described else {
                 continue;
             };
             if options.ignore.ignores_thread(&described.name, &described.stack) {
@@ -214,18 +255,47 @@ impl ThreadSnapshot {
                     && !is_gone(thread.state)
                     // Another checked test's (or what it left behind).
                     && (self.tag() == Some(thread.name.as_str()) || !is_issued_tag(&thread.name))
-                    && !options.ignore.ignores_thread_name(&self.shown_name(&thread.name))
+                    // Started unnamed by a checked test's thread outside its mark.
+                    && (self.tag().is_none() || !test_names::is_seen_test_thread(&thread.name))
+                    && !options.ignore.ignores_thread_name(&self.own_name(&thread.name, false).0)
             })
             .collect()
     }
 
-    /// The name reports show: none for a thread that only inherited the
-    /// test's mark.
-    fn shown_name(&self, kernel_name: &str) -> String {
+    /// Whether a thread's kernel name is one another test's thread gave it:
+    /// libtest's name for a test (started unnamed by a test's thread while
+    /// it was not marked, so not during this test's body), or another
+    /// checked test's mark.
+    fn is_other_tests(&self, kernel_name: &str) -> bool {
+        self.tag() != Some(kernel_name)
+            && (is_issued_tag(kernel_name)
+                || (test_names::is_inherited(kernel_name) && !test_names::is_main_thread_name(kernel_name)))
+    }
+
+    /// Whether the thread is tied to this test: its runtime's, carrying its
+    /// mark, or started while no other test could run.
+    fn owns(&self, thread: &KernelThread, runtime: &RuntimeThreads) -> bool {
+        runtime.contains(thread.key.tid) || self.tag() == Some(thread.name.as_str()) || self.alone
+    }
+
+    /// A thread's own name, and the kernel name it inherited instead when
+    /// that says something: none for the test's mark, libtest's test name
+    /// or the main thread's name for a thread started from those. `listed`
+    /// also asks libtest for the binary's test names (once per process).
+    fn own_name(&self, kernel_name: &str, listed: bool) -> (String, Option<String>) {
+        let inherited = || {
+            if listed {
+                test_names::is_inherited(kernel_name)
+            } else {
+                test_names::is_seen_test_thread(kernel_name) || test_names::is_main_thread_name(kernel_name)
+            }
+        };
         if self.tag() == Some(kernel_name) {
-            String::new()
+            (String::new(), None)
+        } else if is_issued_tag(kernel_name) || inherited() {
+            (String::new(), Some(kernel_name.to_owned()))
         } else {
-            kernel_name.to_owned()
+            (kernel_name.to_owned(), None)
         }
     }
 
@@ -246,7 +316,7 @@ impl ThreadSnapshot {
             return None;
         }
         let ours_in_runtime = runtime.contains(tid);
-        let owned = ours_in_runtime || self.tag() == Some(thread.name.as_str()) || alone;
+        let owned = self.owns(&thread, runtime) || alone;
         // Only the test's own threads are signalled: another test's could
         // see an interrupted call fail.
         let capture = owned && *captures < MAX_CAPTURES;
@@ -295,9 +365,11 @@ impl ThreadSnapshot {
             _ => ThreadKind::Plain,
         };
         let state = classify(kernel.state, call, &functions, proc_threads::peer_closed_sockets);
+        let (name, inherited_name) = self.own_name(&kernel.name, true);
         let leaked = LeakedThread {
             tid,
-            name: self.shown_name(&kernel.name),
+            name,
+            inherited_name,
             state,
             stack,
             stack_unavailable,
@@ -402,6 +474,7 @@ pub(crate) fn describe_process(stacks: bool) -> Result<Vec<thread_report::Thread
         threads.push(LeakedThread {
             tid,
             name: kernel.name,
+            inherited_name: None,
             state,
             stack,
             stack_unavailable,
@@ -802,6 +875,41 @@ mod tests {
         #[cfg(not(target_arch = "x86_64"))]
         const READ: i64 = 63;
         blocked(READ)
+    }
+
+    /// Parks for the life of the process, as a shared fixture's thread.
+    #[inline(never)]
+    fn lingering_fixture_thread() {
+        loop {
+            std::thread::park();
+        }
+    }
+
+    /// A thread a function rule ignores is judged from its stack 2 ms after
+    /// the body, not after the whole grace period.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_function_rule_ignores_a_lingering_thread_without_waiting_out_the_grace_period() -> Result<(), crate::Error> {
+        let options = Options::new()
+            .max_retries(40)
+            .max_sleep(Duration::from_millis(200))
+            .ignore_any_function("lingering_fixture_thread")?;
+        let finding = std::thread::spawn(move || {
+            let snapshot = ThreadSnapshot::begin("tests::lingering", false)?;
+            std::thread::spawn(lingering_fixture_thread);
+            Some(snapshot.check(&options, &RuntimeThreads::default()))
+        })
+        .join()
+        .expect("the check's thread");
+        // No stacks here (old glibc, musl): nothing to judge early.
+        let Some(found) = finding.filter(|found| !found.notes.iter().any(|note| note.contains("stack"))) else {
+            return Ok(());
+        };
+        assert!(found.leaked.is_empty(), "{:?}", found.leaked);
+        // The whole grace period would be about 4.5 s (40 retries, up to
+        // 200 ms each); what is left is one capture and its symbolization.
+        assert!(found.waited < Duration::from_secs(2), "waited {:?}", found.waited);
+        Ok(())
     }
 
     #[test]

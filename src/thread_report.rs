@@ -172,6 +172,8 @@ impl ThreadState {
 pub struct ThreadGroup {
     pub(crate) thread_ids: Vec<i32>,
     pub(crate) name: String,
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub(crate) inherited_name: Option<String>,
     pub(crate) state: ThreadState,
     pub(crate) stack: Vec<StackFrame>,
     pub(crate) stack_unavailable: Option<String>,
@@ -212,16 +214,33 @@ impl ThreadGroup {
         &self.thread_ids
     }
 
-    /// The threads' name as the kernel keeps it: at most 15 bytes of the
-    /// name given to `std::thread::Builder::name`. Empty for a thread the
-    /// test started without a name; a thread something else started
-    /// without one shows the name of the thread that started it.
+    /// The threads' own name as the kernel keeps it: at most 15 bytes of
+    /// the name given to `std::thread::Builder::name`. Empty for threads
+    /// started without a name, whatever kernel name they inherited (see
+    /// [`ThreadGroup::inherited_name`]).
     ///
     /// ```
     /// # fn show(group: &taskleak::ThreadGroup) { println!("{}", group.name()); }
     /// ```
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The kernel name threads started without a name inherited from the
+    /// thread that started them, when it says something: libtest's name
+    /// for the test that started them (`"tests::skipped_"`), or the
+    /// executable's for threads started from `main`. `None` for named
+    /// threads and for those carrying the checked test's own mark.
+    ///
+    /// ```
+    /// # fn show(group: &taskleak::ThreadGroup) {
+    /// if let Some(inherited) = group.inherited_name() {
+    ///     println!("unnamed, started by a thread named {inherited:?}");
+    /// }
+    /// # }
+    /// ```
+    pub fn inherited_name(&self) -> Option<&str> {
+        self.inherited_name.as_deref()
     }
 
     /// What the threads are blocked in.
@@ -297,14 +316,17 @@ impl ThreadSection {
 #[derive(Debug)]
 pub(crate) struct LeakedThread {
     pub(crate) tid: i32,
+    /// Its own name; empty when it only inherited one.
     pub(crate) name: String,
+    pub(crate) inherited_name: Option<String>,
     pub(crate) state: ThreadState,
     pub(crate) stack: Vec<StackFrame>,
     pub(crate) stack_unavailable: Option<String>,
     pub(crate) kind: ThreadKind,
 }
 
-/// Groups identical threads, largest group first.
+/// Groups identical threads, largest group first. An inherited name does
+/// not split a group: only the threads' own names, states and stacks do.
 pub(crate) fn group(threads: Vec<LeakedThread>) -> Vec<ThreadGroup> {
     type Key = (String, ThreadState, Vec<StackFrame>, ThreadKind);
     let mut index: HashMap<Key, usize> = HashMap::new();
@@ -323,6 +345,7 @@ pub(crate) fn group(threads: Vec<LeakedThread>) -> Vec<ThreadGroup> {
                 groups.push(ThreadGroup {
                     thread_ids: vec![thread.tid],
                     name: thread.name,
+                    inherited_name: thread.inherited_name,
                     state: thread.state,
                     stack: thread.stack,
                     stack_unavailable: thread.stack_unavailable,
@@ -376,13 +399,75 @@ pub(crate) fn write_group(f: &mut fmt::Formatter<'_>, group: &ThreadGroup) -> fm
             f,
             "  {threads} of the test's runtime still alive after it shut down  ({ids})"
         )?,
-        ThreadKind::Plain if group.name.is_empty() => writeln!(f, "  {threads} started without a name  ({ids})")?,
+        ThreadKind::Plain if group.name.is_empty() => match &group.inherited_name {
+            Some(inherited) => writeln!(
+                f,
+                "  {threads} started without a name (inherited the kernel name {inherited:?})  ({ids})"
+            )?,
+            None => writeln!(f, "  {threads} started without a name  ({ids})")?,
+        },
         ThreadKind::Plain => writeln!(f, "  {threads} named {:?}  ({ids})", group.name)?,
     }
     write_state_and_stack(f, group)?;
     if let (Some(hint), Some(docs)) = (group.state.hint(), group.state.docs()) {
         writeln!(f, "    fix:   {hint}")?;
         writeln!(f, "           ({docs})")?;
+    }
+    Ok(())
+}
+
+/// The cheapest ignore rule that matches a group, as `(key, regex)`: its
+/// own name, decided before the grace period; else its own function (the
+/// stack's outermost frame), decided once its stack is captured. `None`
+/// for unnamed threads without a stack.
+pub(crate) fn cheapest_rule(group: &ThreadGroup) -> Option<(&'static str, String)> {
+    if !group.name.is_empty() {
+        return Some(("ignore_thread_name", format!("^{}$", escape(&group.name))));
+    }
+    let own = group.stack.first()?;
+    Some(("ignore_any_function", format!("^{}$", escape(own.function()))))
+}
+
+/// `regex::escape`, without the escapes only character classes and
+/// verbose mode need (`-`, `&`, `~`, `#`), so `log-flusher` stays readable.
+fn escape(text: &str) -> String {
+    regex::escape(text)
+        .replace("\\-", "-")
+        .replace("\\&", "&")
+        .replace("\\~", "~")
+        .replace("\\#", "#")
+}
+
+/// Writes the ignore hint for a leaked group: the cheapest rule that
+/// matches it, for the attribute or (`binary`) for `taskleak.toml`, and for
+/// an unnamed thread how to get the cheaper rule.
+pub(crate) fn write_hint(f: &mut fmt::Formatter<'_>, group: &ThreadGroup, binary: bool) -> fmt::Result {
+    let Some((key, rule)) = cheapest_rule(group) else {
+        return writeln!(
+            f,
+            "  hint: if such a thread is meant to outlive the test (a shared fixture's), name it with\n        \
+             `std::thread::Builder::name` and ignore it by name (`ignore_thread_name`)"
+        );
+    };
+    if binary {
+        writeln!(
+            f,
+            "  hint: if such a thread is meant to outlive the tests, ignore it in `taskleak.toml` beside \
+             `Cargo.toml`:\n        {key} = ['{rule}']"
+        )?;
+    } else {
+        writeln!(
+            f,
+            "  hint: if such a thread is meant to outlive the test (a shared fixture's), ignore it with\n        \
+             #[taskleak::verify_no_leaks({key} = r\"{rule}\")]"
+        )?;
+    }
+    if group.name.is_empty() {
+        writeln!(
+            f,
+            "        (a function rule waits for the thread's stack, a few ms after the body; naming the thread\n        \
+             with `std::thread::Builder::name` and ignoring it with `ignore_thread_name` costs nothing)"
+        )?;
     }
     Ok(())
 }

@@ -1560,3 +1560,126 @@ fn stacked_test_attributes_keep_the_check_in_the_supported_orders() {
         assert!(outcomes.contains_key(case), "{case} did not run: {}", text_of(&output));
     }
 }
+
+#[test]
+fn a_leaked_threads_report_ends_with_the_cheapest_rule_that_matches_it() {
+    // Unnamed: a rule on the closure's own function.
+    let output = &outcome("shared_fixture::tests::leaky_fixture_without_a_rule").output;
+    assert!(output.contains("1 thread leaked by"), "{output}");
+    assert!(
+        output.contains(
+            "  hint: if such a thread is meant to outlive the test (a shared fixture's), ignore it with\n        \
+             #[taskleak::verify_no_leaks(ignore_any_function = \
+             r\"^taskleak_fixture_catalogue::shared_fixture::start_echo_server$\")]\n"
+        ),
+        "{output}"
+    );
+    // Named: its own name, the rule that costs nothing.
+    let (passed, text) = run_alone(NAMED, &[]);
+    assert!(!passed, "{text}");
+    assert!(
+        text.contains(
+            "  hint: if such a thread is meant to outlive the test (a shared fixture's), ignore it with\n        \
+             #[taskleak::verify_no_leaks(ignore_thread_name = r\"^config-watcher$\")]\n"
+        ),
+        "{text}"
+    );
+}
+
+/// The six tests sharing the `LazyLock` echo servers, with the rules the
+/// docs recommend (by name, and by function for the unnamed one).
+const FIXTURE_TESTS: [&str; 6] = [
+    "shared_fixture::tests::fixture_by_name_1",
+    "shared_fixture::tests::fixture_by_name_2",
+    "shared_fixture::tests::fixture_by_name_3",
+    "shared_fixture::tests::fixture_by_function_1",
+    "shared_fixture::tests::fixture_by_function_2",
+    "shared_fixture::tests::fixture_by_function_3",
+];
+
+#[test]
+fn a_shared_lazily_started_fixture_passes_with_the_recommended_rule_however_tests_are_run() {
+    // `cargo test`: libtest's default parallelism, the first test starts it.
+    let output = cargo_test(&["--lib", "--", "shared_fixture::tests::fixture_"]);
+    let text = text_of(&output);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("6 passed"), "{text}");
+    // A process per test, as nextest runs them: each test starts it.
+    for test in FIXTURE_TESTS {
+        let (passed, text) = run_alone(test, &[]);
+        assert!(passed, "{test}:\n{text}");
+        assert!(!text.contains("taskleak:"), "{test}:\n{text}");
+    }
+    // nextest itself.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(cargo)
+        .args(["nextest", "run", "-p", "taskleak-fixture-catalogue", "--lib", "-E"])
+        .arg("test(/shared_fixture::tests::fixture_/)")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo runs");
+    let text = text_of(&output);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("6 passed") || text.contains("6 tests passed"), "{text}");
+}
+
+#[test]
+fn each_report_names_only_the_tests_own_threads() {
+    // Two checked tests leak a thread each while an unchecked one leaks
+    // another, all three at once: each report shows its own thread only.
+    let output = cargo_test(&["--lib", "--", "own_only::", "--test-threads=3"]);
+    let outcomes = parse_libtest(&String::from_utf8_lossy(&output.stdout));
+    let own = [
+        ("own_only::tests::leaky_own_thread_first", "own_only::first_leaker"),
+        ("own_only::tests::leaky_own_thread_second", "own_only::second_leaker"),
+    ];
+    for (test, function) in own {
+        let outcome = outcomes.get(test).unwrap_or_else(|| panic!("{test} did not run"));
+        let report = &outcome.output;
+        assert!(!outcome.passed, "{report}");
+        assert!(report.contains(&format!("1 thread leaked by `{test}`")), "{report}");
+        assert!(report.contains(function), "{report}");
+        for other in ["first_leaker", "second_leaker", "unchecked_leaker"] {
+            assert!(
+                function.ends_with(other) || !report.contains(other),
+                "{other} in:\n{report}"
+            );
+        }
+        assert!(!report.contains("may belong to another test"), "{report}");
+        assert!(!report.contains("named \"own_only::tests"), "{report}");
+    }
+    let unchecked = outcomes
+        .get("own_only::tests::unchecked_neighbour")
+        .map(|outcome| outcome.passed);
+    assert_eq!(unchecked, Some(true));
+}
+
+#[test]
+fn an_unnamed_thread_is_shown_unnamed_and_keyed_without_the_name_it_inherited() {
+    let records = std::env::temp_dir().join(format!("taskleak-unnamed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&records);
+    std::fs::create_dir_all(&records).expect("a records directory");
+    let dir = records.display().to_string();
+    let output = cargo_test_with(&["--test", "binary_unnamed_thread"], &[("TASKLEAK_RECORD_DIR", &dir)]);
+    let text = text_of(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains("1 thread started without a name (inherited the kernel name \"leaves_a_flushe\")"),
+        "{text}"
+    );
+    assert!(!text.contains("named \"leaves_a_flushe\""), "{text}");
+    assert!(
+        text.contains("ignore_any_function = ['^binary_unnamed_thread::leaves_a_flusher_running$']"),
+        "{text}"
+    );
+    // The record (the gate's key) carries no inherited name.
+    let written: String = std::fs::read_dir(&records)
+        .expect("records written")
+        .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path()).ok())
+        .collect();
+    assert!(
+        written.contains("{\"kind\":\"thread\",\"count\":1,\"name\":\"\","),
+        "{written}"
+    );
+    let _ = std::fs::remove_dir_all(&records);
+}
