@@ -389,8 +389,8 @@ fn under_nextest_the_same_leaks_are_found() {
     let totals = &json(&json_file)["totals"];
     let last_progress = stderr
         .lines()
-        .filter(|line| line.contains("leaks so far"))
-        .last()
+        .rev()
+        .find(|line| line.contains("leaks so far"))
         .expect("progress lines");
     let expected = format!(
         "taskleak: {} tests run, {} failed,",
