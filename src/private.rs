@@ -429,6 +429,7 @@ fn with_threads(report: Option<LeakReport>, threads: Option<ThreadSection>, test
     let Some(threads) = threads else {
         return report;
     };
+    say_unwatched_runtime(test, &threads.unwatched_runtime_workers);
     let found = !threads.leaked.is_empty() || !threads.unattributed.is_empty();
     match report {
         Some(mut report) => {
@@ -536,6 +537,26 @@ fn say_inconclusive(test: &str, report: &LeakReport) {
          the same time may have started, so {judged} not judged; for a verdict run it alone: \
          `cargo test -- --exact {test}`, or `cargo taskleak` (re-runs it alone), or `cargo nextest run`\n",
         names.join(", ")
+    );
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// One line on the process's own stderr (not captured) when the test
+/// started a tokio runtime taskleak does not watch: the check passes, and
+/// must not claim that the tasks spawned there were checked.
+fn say_unwatched_runtime(test: &str, workers: &[i32]) {
+    use std::io::Write;
+    if workers.is_empty() {
+        return;
+    }
+    let line = format!(
+        "taskleak: note: `{test}` started a tokio runtime taskleak does not watch ({} worker thread{}, \
+         e.g. a global `LazyLock<Runtime>`): tasks spawned on it are not checked, in this test or later \
+         ones. To check them, build it with `taskleak::SharedRuntime` and mark the tests \
+         `#[taskleak::verify_no_leaks(runtime = \"…\")]`, or check the whole binary at its end with \
+         `taskleak::verify_test_binary!()`\n",
+        workers.len(),
+        if workers.len() == 1 { "" } else { "s" },
     );
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }

@@ -167,7 +167,7 @@ impl ThreadSnapshot {
                             self.alone,
                             &mut captures,
                             cwd.as_deref(),
-                            &mut findings.notes,
+                            &mut findings,
                         )
                         .filter(|(described, _)| !options.ignore.ignores_thread(&described.name, &described.stack));
                     early.insert(thread.key, judged);
@@ -197,14 +197,7 @@ impl ThreadSnapshot {
             }
             let described = match early.remove(&thread.key) {
                 Some(judged) => judged,
-                None => self.describe(
-                    thread,
-                    runtime,
-                    alone,
-                    &mut captures,
-                    cwd.as_deref(),
-                    &mut findings.notes,
-                ),
+                None => self.describe(thread, runtime, alone, &mut captures, cwd.as_deref(), &mut findings),
             };
             let Some((described, owned)) = described else {
                 continue;
@@ -309,7 +302,8 @@ impl ThreadSnapshot {
         alone: bool,
         captures: &mut usize,
         cwd: Option<&str>,
-        notes: &mut Vec<String>,
+        // Notes, and the workers of runtimes taskleak does not watch.
+        findings: &mut ThreadSection,
     ) -> Option<(LeakedThread, bool)> {
         let tid = thread.key.tid;
         if is_checked_test_thread(tid) {
@@ -344,6 +338,12 @@ impl ThreadSnapshot {
         } = Captured::from(captured, cwd)?;
         let role = RuntimeRole::of(&functions);
         let kind = match role {
+            RuntimeRole::Worker if owned && !ours_in_runtime => {
+                // A runtime of the test's own that taskleak did not build:
+                // not a leak (its workers idle), but its tasks are unseen.
+                findings.unwatched_runtime_workers.push(tid);
+                return None;
+            }
             RuntimeRole::Worker | RuntimeRole::Idle => return None,
             RuntimeRole::Blocking if ours_in_runtime => ThreadKind::TestRuntimeBlocking,
             // Between two closures, or exiting: the test's runtime is shut down.
@@ -356,7 +356,7 @@ impl ThreadSnapshot {
                     && TOKIO_THREADS.contains(&thread.name.as_str()) =>
             {
                 // Another runtime's thread, and no stack to tell busy from idle.
-                notes.push(format!(
+                findings.notes.push(format!(
                     "thread {tid} of another tokio runtime was not judged: without its stack, an idle \
                      thread cannot be told from one running a `spawn_blocking` closure"
                 ));

@@ -300,6 +300,9 @@ pub(crate) struct ThreadSection {
     pub(crate) retries: u32,
     pub(crate) waited: Duration,
     pub(crate) notes: Vec<String>,
+    /// Worker threads of a tokio runtime the test started but taskleak does
+    /// not watch (a global `LazyLock<Runtime>`): its tasks go unchecked.
+    pub(crate) unwatched_runtime_workers: Vec<i32>,
 }
 
 impl ThreadSection {

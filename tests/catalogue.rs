@@ -872,6 +872,26 @@ fn failures_point_at_the_test_and_no_backtrace_of_taskleak_follows_a_report() {
 }
 
 #[test]
+fn a_global_runtime_the_check_cannot_see_is_named_on_stderr() {
+    let test = "unwatched_runtime::tests::spawns_onto_a_global_runtime";
+    let output = cargo_test(&["--lib", "--", "--ignored", "--exact", test]);
+    let text = text_of(&output);
+    assert!(text.contains("running 1 test"), "{text}");
+    // Its task is invisible, so the test passes: the note says so, on the
+    // stderr libtest does not capture, with the ways to cover it.
+    assert!(output.status.success(), "{text}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "taskleak: note: `{test}` started a tokio runtime taskleak does not watch (2 worker threads"
+        )),
+        "{text}"
+    );
+    assert!(stderr.contains("taskleak::SharedRuntime"), "{stderr}");
+    assert!(stderr.contains("taskleak::verify_test_binary!()"), "{stderr}");
+}
+
+#[test]
 fn ci_can_turn_checks_off_or_into_warnings_without_editing_tests() {
     let leaky = "row01_endless_loop::tests::leaky_endless_loop";
     let (passed, text) = run_alone(leaky, &[("TASKLEAK_MODE", "off")]);
