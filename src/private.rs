@@ -511,7 +511,6 @@ fn conclude<T>(
 /// some threads: libtest captures the report of a passing test, and a
 /// check that passes without a verdict must not go unseen.
 fn say_inconclusive(test: &str, report: &LeakReport) {
-    use std::io::Write;
     if report.inconclusive().is_none() {
         return;
     }
@@ -530,26 +529,22 @@ fn say_inconclusive(test: &str, report: &LeakReport) {
     } else {
         ("threads", "they were")
     };
-    // `write_all` on stderr itself, not `eprintln!`: libtest captures only
-    // the print macros.
-    let line = format!(
+    say_uncaptured(&format!(
         "taskleak: inconclusive: `{test}` left {count} {noun} alive ({}) that another test running at \
          the same time may have started, so {judged} not judged; for a verdict run it alone: \
          `cargo test -- --exact {test}`, or `cargo taskleak` (re-runs it alone), or `cargo nextest run`\n",
         names.join(", ")
-    );
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    ));
 }
 
 /// One line on the process's own stderr (not captured) when the test
 /// started a tokio runtime taskleak does not watch: the check passes, and
 /// must not claim that the tasks spawned there were checked.
 fn say_unwatched_runtime(test: &str, workers: &[i32]) {
-    use std::io::Write;
     if workers.is_empty() {
         return;
     }
-    let line = format!(
+    say_uncaptured(&format!(
         "taskleak: note: `{test}` started a tokio runtime taskleak does not watch ({} worker thread{}, \
          e.g. a global `LazyLock<Runtime>`): tasks spawned on it are not checked, in this test or later \
          ones. To check them, build it with `taskleak::SharedRuntime` and mark the tests \
@@ -557,7 +552,14 @@ fn say_unwatched_runtime(test: &str, workers: &[i32]) {
          `taskleak::verify_test_binary!()`\n",
         workers.len(),
         if workers.len() == 1 { "" } else { "s" },
-    );
+    ));
+}
+
+/// Writes `line` on the process's stderr itself, where a passing test's
+/// output is not hidden: libtest captures only the print macros
+/// (`eprintln!`), not `write_all` on `std::io::stderr()`.
+fn say_uncaptured(line: &str) {
+    use std::io::Write;
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 

@@ -38,18 +38,32 @@ pub(crate) fn write(report: &LeakReport, verdict: Verdict) {
 /// one appended line, and only when records are asked for.
 pub(crate) fn write_clean(test: &str, scope: Scope, own_failure: bool) {
     append(|binary| {
-        let scope = match scope {
-            Scope::Test => "test",
-            Scope::Binary => "binary",
+        let verdict = Verdict {
+            leak_fails: false,
+            own_failure,
         };
-        format!(
-            "{{\"version\":{VERSION},\"binary\":{},\"test\":{},\"scope\":\"{scope}\",\"leak_fails\":false,\
-             \"own_failure\":{own_failure},\"process_test\":{},\"tasks\":0,\"threads\":0,\"groups\":[],\"report\":\"\"}}",
-            string(binary),
-            string(test),
-            process_test().as_deref().map_or("null".to_owned(), string),
-        )
+        let mut out = header(binary, Some(test), scope, verdict);
+        out.push_str("\"tasks\":0,\"threads\":0,\"groups\":[],\"report\":\"\"}");
+        out
     });
+}
+
+/// The fields every record opens with, up to and including the comma after
+/// `process_test`: who was checked, where, and the verdict.
+fn header(binary: &str, test: Option<&str>, scope: Scope, verdict: Verdict) -> String {
+    let scope = match scope {
+        Scope::Test => "test",
+        Scope::Binary => "binary",
+    };
+    format!(
+        "{{\"version\":{VERSION},\"binary\":{},\"test\":{},\"scope\":\"{scope}\",\"leak_fails\":{},\
+         \"own_failure\":{},\"process_test\":{},",
+        string(binary),
+        test.map_or("null".to_owned(), string),
+        verdict.leak_fails,
+        verdict.own_failure,
+        process_test().as_deref().map_or("null".to_owned(), string),
+    )
 }
 
 /// Appends the line `to_json` makes (given the binary's name) to this
@@ -93,21 +107,11 @@ fn without_cargo_hash(stem: &str) -> &str {
 }
 
 fn to_json(report: &LeakReport, verdict: Verdict, binary: &str) -> String {
-    let mut out = String::new();
-    let scope = match report.scope {
-        Scope::Test => "test",
-        Scope::Binary => "binary",
-    };
+    let mut out = header(binary, report.test(), report.scope, verdict);
     let _ = write!(
         out,
-        "{{\"version\":{VERSION},\"binary\":{},\"test\":{},\"scope\":\"{scope}\",\"leak_fails\":{},\
-         \"own_failure\":{},\"process_test\":{},\"tasks\":{},\"threads\":{},\"full_detail\":{},\
+        "\"tasks\":{},\"threads\":{},\"full_detail\":{},\
          \"inconclusive\":{},\"unjudged_threads\":{},\"groups\":[",
-        string(binary),
-        report.test().map_or("null".to_owned(), string),
-        verdict.leak_fails,
-        verdict.own_failure,
-        process_test().as_deref().map_or("null".to_owned(), string),
         report.leaked(),
         report.leaked_threads(),
         report.detail() == crate::Detail::Full,
