@@ -5,9 +5,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use crate::outcomes::TestId;
 use crate::records::{self, Record};
+use crate::runner;
+
+/// How long `cargo metadata` may take.
+const METADATA_BOUND: Duration = Duration::from_secs(120);
 
 /// A test whose thread check could not judge some threads, and what its
 /// re-run alone found.
@@ -75,6 +80,8 @@ pub(crate) struct Reruns<'a> {
     /// Each binary's package directory: cargo runs tests from there.
     pub(crate) package_dirs: BTreeMap<String, PathBuf>,
     pub(crate) record_dir: PathBuf,
+    /// How long one re-run may take (`--timeout`).
+    pub(crate) timeout: Duration,
 }
 
 impl Reruns<'_> {
@@ -106,11 +113,17 @@ impl Reruns<'_> {
         if let Some(package) = self.package_dirs.get(&test.binary) {
             command.current_dir(package).env("CARGO_MANIFEST_DIR", package);
         }
-        if let Err(error) = command.status() {
-            return (
-                Rerun::NotRun(format!("cannot run {}: {error}", executable.display())),
-                Vec::new(),
-            );
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(error) => {
+                return (
+                    Rerun::NotRun(format!("cannot run {}: {error}", executable.display())),
+                    Vec::new(),
+                );
+            }
+        };
+        if let Err(why) = runner::wait_within(&mut child, self.timeout) {
+            return (Rerun::NoVerdict(format!("the re-run was {why}")), Vec::new());
         }
         let records = match records::read_dir(&dir) {
             Ok(records) => records,
@@ -148,10 +161,11 @@ pub(crate) fn package_dirs(cargo: &str, runner_args: &[String]) -> BTreeMap<Stri
     if let Some(at) = runner_args.iter().position(|arg| arg == "--manifest-path") {
         command.args(&runner_args[at..(at + 2).min(runner_args.len())]);
     }
-    let Ok(output) = command.stderr(Stdio::null()).output() else {
+    command.stdin(Stdio::null()).stderr(Stdio::null());
+    let Ok(stdout) = runner::stdout_within(&mut command, METADATA_BOUND) else {
         return BTreeMap::new();
     };
-    let Ok(metadata) = serde_json::from_slice::<serde_json::Value>(&output.stdout) else {
+    let Ok(metadata) = serde_json::from_slice::<serde_json::Value>(&stdout) else {
         return BTreeMap::new();
     };
     let mut dirs = BTreeMap::new();

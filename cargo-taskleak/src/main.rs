@@ -68,10 +68,11 @@ fn run() -> Result<u8, String> {
             .map(|records| records.iter().filter(|record| record.is_leak()).count())
             .unwrap_or(0)
     };
-    let ran = plan.run(args.timeout.unwrap_or(args::DEFAULT_TIMEOUT), count_leaks)?;
+    let timeout = args.timeout.unwrap_or(args::DEFAULT_TIMEOUT);
+    let ran = plan.run(timeout, count_leaks)?;
     let mut outcomes = ran.outcomes;
     let mut records = records::read_dir(&plan.record_dir)?;
-    let inconclusive = settle_inconclusive(&plan, args.no_rerun, &mut outcomes, &mut records);
+    let inconclusive = settle_inconclusive(&plan, args.no_rerun, timeout, &mut outcomes, &mut records);
     let leaks = summary::leaks(&records);
     let (new_keys, gone) = match &baseline {
         Some(known) => known.compare(&leaks),
@@ -130,6 +131,7 @@ fn run() -> Result<u8, String> {
 fn settle_inconclusive(
     plan: &runner::Plan,
     no_rerun: bool,
+    timeout: std::time::Duration,
     outcomes: &mut outcomes::Outcomes,
     records: &mut Vec<records::Record>,
 ) -> Vec<inconclusive::Inconclusive> {
@@ -163,6 +165,7 @@ fn settle_inconclusive(
         executables: &outcomes.executables,
         package_dirs: inconclusive::package_dirs(&plan.cargo, &plan.runner_args),
         record_dir: plan.record_dir.clone(),
+        timeout,
     };
     let mut settled = Vec::new();
     let mut leaked = Vec::new();

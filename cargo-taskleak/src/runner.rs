@@ -265,16 +265,16 @@ impl Plan {
         ) else {
             return Vec::new();
         };
-        let listed = Command::new(executable)
+        let mut listing = Command::new(executable);
+        listing
             .args(&self.test_binary_args)
             .arg("--list")
             .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output();
-        let Ok(listed) = listed else {
+            .stderr(Stdio::null());
+        let Ok(listed) = stdout_within(&mut listing, LISTING_BOUND) else {
             return Vec::new();
         };
-        String::from_utf8_lossy(&listed.stdout)
+        String::from_utf8_lossy(&listed)
             .lines()
             .filter_map(|line| line.strip_suffix(": test"))
             .filter(|name| !outcomes.finished(binary, name))
@@ -323,6 +323,51 @@ fn stop(child: &mut std::process::Child) {
     let _ = child.kill();
 }
 
+/// How long listing a test binary's tests may take.
+const LISTING_BOUND: Duration = Duration::from_secs(30);
+
+/// Waits for `child` to end within `bound`; one still going then is
+/// killed, and the `Err` says so. Every wait of the gate has a bound.
+pub(crate) fn wait_within(
+    child: &mut std::process::Child,
+    bound: Duration,
+) -> Result<std::process::ExitStatus, String> {
+    let deadline = Instant::now() + bound;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("still going after {}: stopped", human(bound)));
+            }
+            Err(error) => return Err(format!("cannot wait for it: {error}")),
+        }
+    }
+}
+
+/// Runs `command` within `bound` and returns what it wrote on stdout.
+/// stdout is read on a thread of its own, so that neither the process nor
+/// one it left holding the pipe can make this wait past the bound.
+pub(crate) fn stdout_within(command: &mut Command, bound: Duration) -> Result<Vec<u8>, String> {
+    let deadline = Instant::now() + bound;
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|error| format!("cannot run it: {error}"))?;
+    let mut stdout = child.stdout.take().ok_or("its output could not be read")?;
+    let (sender, text) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stdout, &mut out);
+        let _ = sender.send(out);
+    });
+    wait_within(&mut child, bound)?;
+    text.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        .map_err(|_| "its output stayed open after it ended".to_owned())
+}
+
 /// `30m`, `90s`, `1500ms`: a duration as `--timeout` takes it.
 pub(crate) fn human(duration: Duration) -> String {
     let seconds = duration.as_secs();
@@ -359,4 +404,29 @@ fn workspace_target_dir(cargo: &str, runner_args: &[String]) -> Result<PathBuf, 
         .and_then(serde_json::Value::as_str)
         .map(PathBuf::from)
         .ok_or_else(|| "`cargo metadata` names no target directory".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_that_ends_in_time_gives_its_output() {
+        let mut echo = Command::new("echo");
+        echo.arg("listed");
+        assert_eq!(
+            stdout_within(&mut echo, Duration::from_secs(30)).as_deref(),
+            Ok(&b"listed\n"[..])
+        );
+    }
+
+    #[test]
+    fn a_command_still_going_at_the_bound_is_stopped() {
+        let mut sleeper = Command::new("sleep");
+        sleeper.arg("30");
+        let error = stdout_within(&mut sleeper, Duration::from_millis(200)).expect_err("stopped");
+        assert!(error.contains("still going after 200ms: stopped"), "{error}");
+        let mut child = Command::new("sleep").arg("30").spawn().expect("sleep runs");
+        assert!(wait_within(&mut child, Duration::from_millis(100)).is_err());
+    }
 }
