@@ -109,8 +109,34 @@ static TURN: Mutex<()> = Mutex::new(());
 /// serial test go, so the next one never counts it.
 #[derive(Debug)]
 pub(crate) struct Turn {
-    tid: i32,
+    thread: Option<CheckedThread>,
     held: Option<MutexGuard<'static, ()>>,
+}
+
+/// The calling thread, registered as one a checked test runs on (its own,
+/// or the one its check runs on) until dropped: never a leak, for that
+/// test or any other. A thread that never gets to drop it (a check
+/// abandoned to a task that never yields) stays registered for good.
+#[derive(Debug)]
+pub(crate) struct CheckedThread {
+    tid: i32,
+}
+
+impl CheckedThread {
+    pub(crate) fn register() -> Self {
+        let tid = proc_threads::current_tid();
+        CHECKED_THREADS.lock().unwrap_or_else(PoisonError::into_inner).push(tid);
+        CheckedThread { tid }
+    }
+}
+
+impl Drop for CheckedThread {
+    fn drop(&mut self) {
+        let mut threads = CHECKED_THREADS.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(at) = threads.iter().position(|tid| *tid == self.tid) {
+            threads.swap_remove(at);
+        }
+    }
 }
 
 impl Turn {
@@ -118,14 +144,16 @@ impl Turn {
     /// other serial test runs. Unbounded, as a test's own run is: it ends
     /// when the test before it ends.
     pub(crate) fn wait(serial: bool) -> Self {
-        let tid = proc_threads::current_tid();
-        CHECKED_THREADS.lock().unwrap_or_else(PoisonError::into_inner).push(tid);
+        let thread = CheckedThread::register();
         let held = serial.then(|| {
             SERIAL_IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
             // A test that panicked while holding the turn poisons nothing.
             TURN.lock().unwrap_or_else(PoisonError::into_inner)
         });
-        Turn { tid, held }
+        Turn {
+            thread: Some(thread),
+            held,
+        }
     }
 
     /// Whether no test that could start threads runs alongside: libtest
@@ -160,11 +188,9 @@ impl Turn {
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        let mut threads = CHECKED_THREADS.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(at) = threads.iter().position(|tid| *tid == self.tid) {
-            threads.swap_remove(at);
-        }
-        drop(threads);
+        // Before the turn passes on: the next serial test must not count
+        // this one.
+        drop(self.thread.take());
         if let Some(held) = self.held.take() {
             SERIAL_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
             // Only now: the serial test waking up must not count this one.

@@ -187,8 +187,11 @@
 //! - A task that runs without ever yielding is reported as running, with its
 //!   spawn site but no stack (a dump cannot see inside a running poll). On a
 //!   current-thread runtime such a task also holds the thread the check runs
-//!   on; after the grace period plus about 12 s, taskleak prints what it knows
-//!   and exits the test process with code 101 rather than hang.
+//!   on: that check runs from a thread of its own, so after the grace period
+//!   plus about 12 s the test fails with what is known, the runtime is left
+//!   to the task, and the other tests go on. A `LocalRuntime` cannot move
+//!   off the test's thread: there taskleak prints what it knows and exits the
+//!   test process with code 101 rather than hang.
 //! - Task names (`tokio::task::Builder::name`) reach only tokio's tracing
 //!   span for the task: with the `task-names` feature, taskleak turns on
 //!   tokio's `tracing` feature and reads them with a tiny tracing
@@ -220,6 +223,7 @@
 
 mod binary;
 mod cause;
+mod check_thread;
 mod config;
 mod dump;
 mod env;
@@ -248,6 +252,8 @@ mod test_names;
 mod thread_check;
 mod thread_report;
 mod timer;
+#[cfg_attr(not(tokio_unstable), allow(dead_code))]
+mod unwatched;
 mod watchdog;
 
 /// Why a task leaked, and how to fix it: the page each report's `fix:` line

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 pub use tokio;
 
+use crate::check_thread::Checked;
 use crate::env::{Mode, Settings};
 use crate::options::{DUMP_TIMEOUT, Options};
 use crate::registry::Tracker;
@@ -234,28 +235,36 @@ pub fn run_tokio_test<T>(
     runtime_thread_hooks(&mut builder, &runtime_threads, tag);
     let runtime = TestRuntime::build(&mut builder, spec.flavor);
 
-    let (outcome, report) = runtime.block_on(async {
+    let (outcome, snapshot, unsettled, unwatched) = runtime.block_on(async {
         // The tracker is ours and installed: no need for the probe spawn
         // `Tracker::snapshot` makes to check that.
         let snapshot = Snapshot::new(tracker.clone(), tokio::runtime::Handle::current());
+        let window = UnwatchedTasks::open();
         let outcome = CatchUnwind(body).await;
-        // Armed only if something survives the first look: a clean test
-        // never pays for the watchdog.
-        let arm_watchdog = || arm_watchdog(&snapshot, &options, &test, own_failure(&outcome, &is_failure));
-        let report = snapshot.check(&options, Some(&test), arm_watchdog).await;
-        (outcome, report)
+        let unwatched = window.close(Some(&tokio::runtime::Handle::current()));
+        let unsettled = snapshot.anything_unsettled(&options);
+        (outcome, snapshot, unsettled, unwatched)
     });
+    say_unwatched_tasks(&test, unwatched);
+    // A clean test is judged by that first look: it never runs the
+    // runtime again, nor pays for a thread or a watchdog.
+    let (report, runtime) = if unsettled {
+        let own_failure = || own_failure(&outcome, &is_failure);
+        check_tasks(runtime, &snapshot, &options, &test, own_failure)
+    } else {
+        (None, Some(runtime))
+    };
 
-    if report.is_some() {
+    match runtime {
+        // Abandoned to a task that never yields.
+        None => {}
         // A leaked task may never yield or end: do not wait for it.
-        runtime.shutdown_background();
-    } else if threads.is_some() {
+        Some(runtime) if report.is_some() => runtime.shutdown_background(),
         // Blocking-pool threads still running a closure past the grace
         // period are leaks the thread check reports. At least a moment, so
         // that idle ones are joined even with no grace period.
-        runtime.shutdown_timeout(settle::budget(&options).max(MIN_SHUTDOWN_WAIT));
-    } else {
-        runtime.shutdown_timeout(CLEAN_SHUTDOWN_LIMIT);
+        Some(runtime) if threads.is_some() => runtime.shutdown_timeout(settle::budget(&options).max(MIN_SHUTDOWN_WAIT)),
+        Some(runtime) => runtime.shutdown_timeout(CLEAN_SHUTDOWN_LIMIT),
     }
     let found = threads
         .as_ref()
@@ -291,10 +300,44 @@ fn fail_with(report: &LeakReport) -> ! {
     panic::resume_unwind(Box::new(text))
 }
 
+/// The grace period and the report of a test whose tasks outlived its
+/// body. A runtime that can move is checked from a thread of its own, so a
+/// task that never yields holds that thread, not libtest's: past the
+/// check's bound the test fails and the runtime is abandoned (`None`). A
+/// `LocalRuntime` cannot move: its check runs here, under the watchdog.
+fn check_tasks(
+    runtime: TestRuntime,
+    snapshot: &Snapshot,
+    options: &Options,
+    test: &str,
+    own_failure: impl FnOnce() -> Option<String>,
+) -> (Option<LeakReport>, Option<TestRuntime>) {
+    let runtime = match runtime {
+        TestRuntime::Runtime(runtime) => {
+            match crate::check_thread::check(runtime, snapshot, options, test, check_limit(options)) {
+                Checked::Finished(report, runtime) => return (report, Some(TestRuntime::Runtime(runtime))),
+                Checked::Abandoned(report) => return (Some(report), None),
+                // No thread could be started: check here.
+                Checked::NotStarted(runtime) => TestRuntime::Runtime(runtime),
+            }
+        }
+        local @ TestRuntime::Local(_) => local,
+    };
+    let arm_watchdog = || arm_watchdog(snapshot, options, test, own_failure());
+    let report = runtime.block_on(snapshot.check(options, Some(test), arm_watchdog));
+    (report, Some(runtime))
+}
+
+/// How long a check that found survivors may take: its grace period, the
+/// dump's bound, and [`watchdog::GRACE`] for symbol resolution.
+fn check_limit(options: &Options) -> Duration {
+    settle::budget(options) + DUMP_TIMEOUT + watchdog::GRACE
+}
+
 /// Arms the watchdog of a check that found survivors: if a task holds the
 /// thread the check runs on, it reports what it can and exits the process.
 fn arm_watchdog(snapshot: &Snapshot, options: &Options, test: &str, own_failure: Option<String>) -> watchdog::Watchdog {
-    let limit = settle::budget(options) + DUMP_TIMEOUT + watchdog::GRACE;
+    let limit = check_limit(options);
     let (snapshot, options, test) = (snapshot.clone(), options.clone(), test.to_owned());
     watchdog::arm(limit, move || {
         let reason = format!(
@@ -356,11 +399,13 @@ pub fn run_sync_test<T>(
         threads.exclude_shared(shared.threads().clone());
     }
     let tasks = spec.shared_runtime.and_then(SharedTasks::begin);
+    let window = UnwatchedTasks::open();
     let outcome = {
         // Tasks the body spawns on the shared runtime are this test's.
         let _owner = tasks.as_ref().map(|tasks| crate::registry::owner::enter(tasks.owner));
         panic::catch_unwind(AssertUnwindSafe(body))
     };
+    say_unwatched_tasks(&test, window.close(spec.shared_runtime.map(|shared| shared.handle())));
     let report = tasks.and_then(|tasks| tasks.check(&options, &test, own_failure(&outcome, &is_failure)));
     let found = threads
         .as_ref()
@@ -370,6 +415,45 @@ pub fn run_sync_test<T>(
     // `threads` outlives the verdict (dropped on return or unwind): a
     // serial test's turn passes on once its failure is written.
     conclude(&test, outcome, report, is_failure, expected_panic, leaks_fail)
+}
+
+/// The tokio tasks a test body starts outside every runtime taskleak
+/// watches; counted only with `--cfg tokio_unstable`, where taskleak's
+/// hooks see every task of the runtimes it watches.
+struct UnwatchedTasks {
+    #[cfg(tokio_unstable)]
+    window: Option<crate::unwatched::Window>,
+}
+
+impl UnwatchedTasks {
+    fn open() -> Self {
+        UnwatchedTasks {
+            #[cfg(tokio_unstable)]
+            window: crate::unwatched::Window::open(),
+        }
+    }
+
+    /// How many there were; `runtime`, the test's own or shared runtime,
+    /// whose blocking tasks may not have ended yet (they are counted as they
+    /// end).
+    fn close(self, runtime: Option<&tokio::runtime::Handle>) -> u64 {
+        #[cfg(tokio_unstable)]
+        {
+            let in_flight = runtime.map_or(0, |runtime| {
+                let metrics = runtime.metrics();
+                let busy = metrics
+                    .num_blocking_threads()
+                    .saturating_sub(metrics.num_idle_blocking_threads());
+                (busy + metrics.blocking_queue_depth()) as u64
+            });
+            self.window.map_or(0, |window| window.close(in_flight))
+        }
+        #[cfg(not(tokio_unstable))]
+        {
+            let _ = (self, runtime);
+            0
+        }
+    }
 }
 
 /// A test's tasks on a [`SharedRuntime`](crate::SharedRuntime).
@@ -552,6 +636,37 @@ fn say_unwatched_runtime(test: &str, workers: &[i32]) {
          `taskleak::verify_test_binary!()`\n",
         workers.len(),
         if workers.len() == 1 { "" } else { "s" },
+    ));
+}
+
+/// One line on the process's own stderr (not captured) when the test body
+/// started tokio tasks outside every runtime taskleak watches: the check
+/// passes, and must not claim that they were checked. No count: a
+/// multi-thread runtime's workers are tasks too. When libtest may run
+/// other tests alongside, they may have started them: said once per
+/// process, as such.
+fn say_unwatched_tasks(test: &str, count: u64) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static SAID_UNSURE: AtomicBool = AtomicBool::new(false);
+    if count == 0 {
+        return;
+    }
+    let alone = matches!(crate::isolation::runner(), crate::isolation::Runner::OneTestAtATime(_));
+    if !alone && SAID_UNSURE.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let unsure = if alone {
+        ""
+    } else {
+        " (another test running at the same time may have started them: run with `--test-threads=1` to see \
+         which test did; said once per process)"
+    };
+    say_uncaptured(&format!(
+        "taskleak: note: while `{test}` ran, tokio tasks started outside every runtime taskleak watches{unsure}: \
+         in a `LocalSet` (tokio runs no task hooks there) or on a runtime taskleak did not build (e.g. a \
+         global `LazyLock<Runtime>`). They are not checked. To check them, use `#[tokio::test(flavor = \
+         \"local\")]` and `spawn_local` instead of a `LocalSet`, and build a runtime the tests share with \
+         `taskleak::SharedRuntime`, marking the tests `#[taskleak::verify_no_leaks(runtime = \"…\")]`\n"
     ));
 }
 

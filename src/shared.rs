@@ -66,8 +66,14 @@ impl SharedRuntime {
         let threads = RuntimeThreads::default();
         let recorder = threads.clone();
         builder.on_thread_start(move || recorder.record_current());
+        let runtime = builder.build()?;
+        if runtime.handle().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+            // Its workers run as blocking tasks, which no spawn hook sees:
+            // their task ids are watched ones.
+            crate::unwatched::account(runtime.metrics().num_workers() as u64);
+        }
         Ok(SharedRuntime {
-            runtime: builder.build()?,
+            runtime,
             tracker,
             threads,
         })

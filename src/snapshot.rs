@@ -128,6 +128,40 @@ impl Snapshot {
         fresh
     }
 
+    /// What the grace period waits for: live tasks spawned since the
+    /// snapshot (by its test, if it has one) that no spawn-site rule ignores.
+    #[cfg(tokio_unstable)]
+    fn unsettled(&self, options: &Options) -> Vec<(u64, crate::registry::TaskRecord)> {
+        let mut fresh = self.fresh();
+        if options.ignore.by_spawn_site() {
+            fresh.retain(|(_, record)| !options.ignore.ignores_spawn_site(Some(&record.spawned_at.to_string())));
+        }
+        fresh
+    }
+
+    /// Without task hooks: how many more tasks are alive than at the
+    /// snapshot.
+    #[cfg_attr(tokio_unstable, allow(dead_code))]
+    fn surplus(&self) -> usize {
+        self.handle
+            .metrics()
+            .num_alive_tasks()
+            .saturating_sub(self.before_count)
+    }
+
+    /// The check's first look, taken without yielding to the runtime:
+    /// whether anything it would wait for is alive. When nothing is, the
+    /// check finds nothing and never runs the runtime.
+    pub(crate) fn anything_unsettled(&self, options: &Options) -> bool {
+        #[cfg(tokio_unstable)]
+        return !self.unsettled(options).is_empty();
+        #[cfg(not(tokio_unstable))]
+        {
+            let _ = options;
+            self.surplus() > 0
+        }
+    }
+
     /// The check at the end of a test binary, from a thread outside the
     /// runtime, with no test running.
     pub(crate) fn check_at_exit(&self, options: &Options, label: &str) -> Option<LeakReport> {
@@ -157,11 +191,10 @@ impl Snapshot {
     /// Without task hooks: compare live-task counts.
     #[cfg_attr(tokio_unstable, allow(dead_code))]
     async fn check_count<G>(&self, options: &Options, guard_waits: impl FnOnce() -> G) -> Option<LeakReport> {
-        let before = self.before_count;
         let mut _guard = None;
         let settled = settle(
             options,
-            || vec![(); self.handle.metrics().num_alive_tasks().saturating_sub(before)],
+            || vec![(); self.surplus()],
             || {},
             // Without hooks nothing says when a task ends: plain backoff.
             std::future::pending::<()>,
@@ -230,14 +263,7 @@ impl Snapshot {
         #[cfg(not(tokio_unstable))]
         let (leaked, groups, detail) = {
             let _ = options;
-            (
-                self.handle
-                    .metrics()
-                    .num_alive_tasks()
-                    .saturating_sub(self.before_count),
-                Vec::new(),
-                Detail::CountOnly,
-            )
+            (self.surplus(), Vec::new(), Detail::CountOnly)
         };
         LeakReport {
             test: test.map(str::to_owned),
@@ -267,14 +293,7 @@ impl Snapshot {
         let mut samples = (Vec::new(), poll_slots::sample());
         let settled = settle(
             options,
-            || {
-                let mut fresh = self.fresh();
-                if options.ignore.by_spawn_site() {
-                    fresh
-                        .retain(|(_, record)| !options.ignore.ignores_spawn_site(Some(&record.spawned_at.to_string())));
-                }
-                fresh
-            },
+            || self.unsettled(options),
             || samples = (std::mem::take(&mut samples.1), poll_slots::sample()),
             || registry.next_end(self.watermark),
             || _guard = Some(guard_waits()),

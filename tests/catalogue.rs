@@ -812,26 +812,34 @@ fn ignored_tests_stay_ignored() {
 }
 
 /// A busy task on a current-thread runtime holds the thread the check runs
-/// on: the watchdog must report and exit, not hang.
+/// on: the test fails with a report and its own panic, and the other tests'
+/// results are not lost — whether they run alongside or after it.
 #[test]
-fn a_task_that_blocks_the_checks_thread_ends_the_process_with_a_report() {
-    let output = cargo_test(&["--test", "blocked_runtime"]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(101), "{stderr}");
-    assert!(
-        stderr.contains("taskleak: 1 task leaked by `leaky_busy_loop_on_current_thread` (the check was blocked for"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("a task holds the thread the check runs on"), "{stderr}");
-    // The test's own failure is not lost with the captured output.
-    assert!(
-        stderr.contains("note: the test itself panicked: the test's own assertion failed"),
-        "{stderr}"
-    );
-    if UNSTABLE {
-        let site = spawn_site("tests/blocked_runtime.rs", "blocked-runtime");
-        assert!(stderr.contains(&format!("spawned at {site}")), "{stderr}");
-        assert!(stderr.contains("running, never yielded"), "{stderr}");
+fn a_task_that_blocks_the_checks_thread_fails_its_test_and_the_others_go_on() {
+    for threads in [None, Some("--test-threads=1")] {
+        let mut args = vec!["--test", "blocked_runtime"];
+        args.extend(threads.map(|threads| ["--", threads]).into_iter().flatten());
+        let output = cargo_test(&args);
+        let text = text_of(&output);
+        assert_eq!(output.status.code(), Some(101), "{text}");
+        let outcomes = parse_libtest(&String::from_utf8_lossy(&output.stdout));
+        let passed = |test: &str| outcomes.get(test).map(|outcome| outcome.passed);
+        assert_eq!(passed("then_the_next_test_runs"), Some(true), "{threads:?}:\n{text}");
+        assert_eq!(passed("leaky_busy_loop_on_current_thread"), Some(false), "{text}");
+        assert!(text.contains("test result: FAILED. 1 passed; 1 failed"), "{text}");
+        assert!(
+            text.contains("taskleak: 1 task leaked by `leaky_busy_loop_on_current_thread` (the check was blocked for"),
+            "{text}"
+        );
+        assert!(text.contains("a task holds the thread the check runs on"), "{text}");
+        assert!(text.contains("the other tests go on"), "{text}");
+        // The test's own panic is its failure, as libtest shows it.
+        assert!(text.contains("the test's own assertion failed"), "{text}");
+        if UNSTABLE {
+            let site = spawn_site("tests/blocked_runtime.rs", "blocked-runtime");
+            assert!(text.contains(&format!("spawned at {site}")), "{text}");
+            assert!(text.contains("running, never yielded"), "{text}");
+        }
     }
 }
 
@@ -889,6 +897,51 @@ fn a_global_runtime_the_check_cannot_see_is_named_on_stderr() {
     );
     assert!(stderr.contains("taskleak::SharedRuntime"), "{stderr}");
     assert!(stderr.contains("taskleak::verify_test_binary!()"), "{stderr}");
+}
+
+/// Tasks started where taskleak's hooks cannot see them (a `LocalSet`, a
+/// global runtime an earlier test started) pass with a note on the
+/// uncaptured stderr: per test when tests run one at a time, once per
+/// process, as possibly another test's, when they run alongside.
+#[test]
+fn tasks_started_outside_the_watched_runtimes_are_named_on_stderr() {
+    const OUTSIDE: &str = "started outside every runtime taskleak watches";
+    let output = cargo_test(&["--test", "unwatched_tasks", "--", "--test-threads=1"]);
+    let text = text_of(&output);
+    assert!(output.status.success(), "invisible tasks pass:\n{text}");
+    assert!(text.contains("test result: ok. 5 passed"), "{text}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !UNSTABLE {
+        // Without task hooks nothing tells watched tasks from others.
+        assert!(!stderr.contains(OUTSIDE), "{stderr}");
+        return;
+    }
+    for test in [
+        "b_spawns_onto_the_global_runtime",
+        "c_spawns_into_a_local_set",
+        "e_plain_test_spawns_onto_the_global_runtime",
+    ] {
+        assert!(
+            stderr.contains(&format!(
+                "taskleak: note: while `{test}` ran, tokio tasks {OUTSIDE}: in a `LocalSet`"
+            )),
+            "{test}:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("taskleak::SharedRuntime"), "{stderr}");
+    assert!(stderr.contains(r#"#[tokio::test(flavor = "local")]"#), "{stderr}");
+    // Blocking work on the test's own runtime is watched.
+    assert_eq!(stderr.matches(OUTSIDE).count(), 3, "{stderr}");
+
+    let output = cargo_test(&["--test", "unwatched_tasks", "--", "--test-threads=4"]);
+    let text = text_of(&output);
+    assert!(output.status.success(), "{text}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.matches(OUTSIDE).count(), 1, "once per process:\n{stderr}");
+    assert!(
+        stderr.contains("another test running at the same time may have started them"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -1530,6 +1583,7 @@ fn a_watchdog_exit_ends_a_binary_with_an_end_of_binary_check() {
     let (passed, text) = run_binary("binary_watchdog", &[]);
     assert!(!passed, "{text}");
     assert!(text.contains("could not finish"), "{text}");
+    assert!(text.contains("a task holds the thread the check runs on"), "{text}");
     // The end-of-binary check is skipped on an exit from another thread.
     assert!(!text.contains("at the end of the test binary"), "{text}");
     assert!(started.elapsed() < std::time::Duration::from_secs(120), "{text}");
