@@ -181,6 +181,9 @@
 //!
 //! - Tasks of a `LocalSet` and futures inside `FuturesUnordered` are not
 //!   tokio tasks of the runtime: they are not checked as tasks of their own.
+//!   With `--cfg tokio_unstable`, a test body that starts tokio tasks no
+//!   watched runtime sees (in a `LocalSet`, on a global runtime) gets a note
+//!   on the process's stderr saying they were not checked.
 //!   tokio's dump cannot see waits inside such combinators, nor in
 //!   `TcpListener::accept`: those tasks are reported as waiting on what the
 //!   dump cannot see, with the source lines at their spawn site.

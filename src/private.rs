@@ -651,7 +651,9 @@ fn say_unwatched_tasks(test: &str, count: u64) {
     if count == 0 {
         return;
     }
-    let alone = matches!(crate::isolation::runner(), crate::isolation::Runner::OneTestAtATime(_));
+    // A filter may leave this test the only one libtest runs.
+    let alone = matches!(crate::isolation::runner(), crate::isolation::Runner::OneTestAtATime(_))
+        || crate::test_count::tests_in_process(test) == Some(1);
     if !alone && SAID_UNSURE.swap(true, Ordering::Relaxed) {
         return;
     }

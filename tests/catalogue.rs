@@ -933,6 +933,17 @@ fn tasks_started_outside_the_watched_runtimes_are_named_on_stderr() {
     // Blocking work on the test's own runtime is watched.
     assert_eq!(stderr.matches(OUTSIDE).count(), 3, "{stderr}");
 
+    // A plain filter that leaves one test: it is named as the only one.
+    let output = cargo_test(&["--test", "unwatched_tasks", "c_spawns_into"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{}", text_of(&output));
+    assert!(
+        stderr.contains(&format!(
+            "while `c_spawns_into_a_local_set` ran, tokio tasks {OUTSIDE}: in"
+        )),
+        "{stderr}"
+    );
+
     let output = cargo_test(&["--test", "unwatched_tasks", "--", "--test-threads=4"]);
     let text = text_of(&output);
     assert!(output.status.success(), "{text}");

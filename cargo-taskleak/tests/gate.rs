@@ -399,6 +399,42 @@ fn under_nextest_the_same_leaks_are_found() {
     assert!(last_progress.starts_with(&expected), "{last_progress}\n{totals}");
 }
 
+/// Under nextest each test runs in a process of its own: the named thread
+/// that libtest's parallel run leaves inconclusive is judged there, and the
+/// summary, JSON and JUnit account for the test as leaked.
+#[test]
+fn under_nextest_a_named_thread_leak_is_judged_not_left_inconclusive() {
+    let json_file = scratch("nextest-flusher.json");
+    let junit_file = scratch("nextest-flusher.xml");
+    let mut args = vec!["--nextest", "--json", json_file.to_str().expect("utf-8"), "--junit"];
+    args.push(junit_file.to_str().expect("utf-8"));
+    args.extend(["--", "-p", "gamma", "--features", "flusher"]);
+    let (code, stdout, stderr) = gate(&args, &[]);
+    let all = format!("{stdout}\n{stderr}");
+    assert_eq!(code, 1, "{all}");
+    assert!(stdout.contains("named \"log-flusher\""), "{all}");
+    assert!(!stdout.contains("inconclusive"), "{all}");
+    let document = json(&json_file);
+    let totals = &document["totals"];
+    assert_eq!(totals["inconclusive_checks"], 0, "{document}");
+    assert_eq!(totals["threads_leaked"], 1, "{document}");
+    assert_eq!(totals["leaking_tests"], 1, "{document}");
+    let leak = &document["leaks"][0];
+    assert_eq!(leak["kind"], "thread", "{document}");
+    assert_eq!(leak["thread_name"], "log-flusher", "{document}");
+    assert_eq!(
+        leak["tests"][0]["name"], "tests::leaky_named_flusher_thread",
+        "{document}"
+    );
+    let xml = std::fs::read_to_string(&junit_file).expect("junit written");
+    let flusher = xml
+        .split("<testcase ")
+        .find(|case| case.contains("name=\"tests::leaky_named_flusher_thread\""))
+        .expect("the flusher's test case");
+    assert!(flusher.contains("<failure"), "{xml}");
+    assert!(!xml.contains("inconclusive"), "{xml}");
+}
+
 /// Slow (it waits for the bound): run with `-- --ignored`.
 #[test]
 #[ignore = "waits for the time bound; run with `cargo test -p cargo-taskleak --test gate -- --ignored`"]
