@@ -15,7 +15,7 @@
 #    taskleak::verify_no_leaks)]`: the same source builds the plain binary
 #    (no feature) and the checked one (`--features checked`).
 # 2. Builds both, without and with `--cfg tokio_unstable` (debug profile, as
-#    `cargo test` builds), each in a target directory of its own.
+#    `cargo test` builds), each mode in a target directory of its own.
 # 3. For each mode, binary and test-thread setting (libtest's default, and
 #    `--test-threads=1`), runs the plain and the checked binary in turn,
 #    ROUNDS times (A B A B …), timing each whole process, and prints the
@@ -93,7 +93,7 @@ build() {
     local mode=$1 variant=$2 flags="" features=()
     [[ $mode == unstable ]] && flags="--cfg tokio_unstable"
     [[ $variant == checked ]] && features=(--features checked)
-    RUSTFLAGS="$flags" CARGO_TARGET_DIR="$work/target-$mode-$variant" \
+    RUSTFLAGS="$flags" CARGO_TARGET_DIR="$work/target-$mode" \
         cargo test --manifest-path "$crate/Cargo.toml" --tests --no-run --message-format=json "${features[@]}" 2>/dev/null |
         grep -o '"executable":"[^"]*"' | sed 's/"executable":"\(.*\)"/\1/'
 }

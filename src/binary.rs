@@ -205,11 +205,17 @@ fn check(binary: &str, manifest_dir: Option<&str>, before: HashSet<i32>) -> Opti
         let verdict = crate::record::Verdict {
             leak_fails: mode == Mode::Fail && report.is_leak(),
             own_failure: false,
+            unwatched: Default::default(),
         };
         crate::record::write(report, verdict);
     }
     if reports.is_empty() {
-        crate::record::write_clean(&label, Scope::Binary, false);
+        let verdict = crate::record::Verdict {
+            leak_fails: false,
+            own_failure: false,
+            unwatched: Default::default(),
+        };
+        crate::record::write_clean(&label, Scope::Binary, verdict);
     }
     let text: Vec<String> = reports.iter().map(ToString::to_string).collect();
     let fails = mode == Mode::Fail && reports.iter().any(LeakReport::is_leak);

@@ -14,6 +14,7 @@ pub use tokio;
 use crate::check_thread::Checked;
 use crate::env::{Mode, Settings};
 use crate::options::{DUMP_TIMEOUT, Options};
+use crate::record::{Company, Unwatched};
 use crate::registry::Tracker;
 use crate::report::LeakReport;
 use crate::snapshot::Snapshot;
@@ -245,7 +246,6 @@ pub fn run_tokio_test<T>(
         let unsettled = snapshot.anything_unsettled(&options);
         (outcome, snapshot, unsettled, unwatched)
     });
-    say_unwatched_tasks(&test, unwatched);
     // A clean test is judged by that first look: it never runs the
     // runtime again, nor pays for a thread or a watchdog.
     let (report, runtime) = if unsettled {
@@ -269,9 +269,15 @@ pub fn run_tokio_test<T>(
     let found = threads
         .as_ref()
         .map(|threads| threads.check(&options, &runtime_threads));
+    let unwatched = unwatched_of(&test, unwatched, found.as_ref());
     let report = with_threads(report, found, &test);
     let leaks_fail = settings.mode == Mode::Fail;
-    conclude(&test, outcome, report, is_failure, expected_panic, leaks_fail)
+    let verdict = Judged {
+        report,
+        unwatched,
+        leaks_fail,
+    };
+    conclude(&test, outcome, verdict, is_failure, expected_panic)
 }
 
 /// The environment's settings and the test's options, or a panic located
@@ -349,6 +355,7 @@ fn arm_watchdog(snapshot: &Snapshot, options: &Options, test: &str, own_failure:
         let verdict = crate::record::Verdict {
             leak_fails: true,
             own_failure: own_failure.is_some(),
+            unwatched: Default::default(),
         };
         crate::record::write(&report, verdict);
         let text = if report.leaked() == 0 {
@@ -405,16 +412,22 @@ pub fn run_sync_test<T>(
         let _owner = tasks.as_ref().map(|tasks| crate::registry::owner::enter(tasks.owner));
         panic::catch_unwind(AssertUnwindSafe(body))
     };
-    say_unwatched_tasks(&test, window.close(spec.shared_runtime.map(|shared| shared.handle())));
+    let unwatched = window.close(spec.shared_runtime.map(|shared| shared.handle()));
     let report = tasks.and_then(|tasks| tasks.check(&options, &test, own_failure(&outcome, &is_failure)));
     let found = threads
         .as_ref()
         .map(|threads| threads.check(&options, &RuntimeThreads::default()));
+    let unwatched = unwatched_of(&test, unwatched, found.as_ref());
     let report = with_threads(report, found, &test);
     let leaks_fail = settings.mode == Mode::Fail;
+    let verdict = Judged {
+        report,
+        unwatched,
+        leaks_fail,
+    };
     // `threads` outlives the verdict (dropped on return or unwind): a
     // serial test's turn passes on once its failure is written.
-    conclude(&test, outcome, report, is_failure, expected_panic, leaks_fail)
+    conclude(&test, outcome, verdict, is_failure, expected_panic)
 }
 
 /// The tokio tasks a test body starts outside every runtime taskleak
@@ -507,13 +520,36 @@ fn runtime_thread_hooks(builder: &mut tokio::runtime::Builder, threads: &Runtime
     builder.on_thread_stop(crate::names::on_runtime_thread_stop);
 }
 
+/// A test's check, judged: its report, what it could not see, and whether
+/// leaks fail the test (`TASKLEAK_MODE`).
+struct Judged {
+    report: Option<LeakReport>,
+    unwatched: Unwatched,
+    leaks_fail: bool,
+}
+
+/// What the test started where its check does not look: `tasks` started
+/// outside every watched runtime (see [`UnwatchedTasks`]), and the workers
+/// of a runtime it started that taskleak does not watch.
+fn unwatched_of(test: &str, tasks: u64, threads: Option<&ThreadSection>) -> Unwatched {
+    let company = || {
+        // A filter may leave this test the only one libtest runs.
+        let alone = matches!(crate::isolation::runner(), crate::isolation::Runner::OneTestAtATime(_))
+            || crate::test_count::tests_in_process(test) == Some(1);
+        if alone { Company::Alone } else { Company::Alongside }
+    };
+    Unwatched {
+        tasks: (tasks > 0).then(company),
+        runtime_workers: threads.map_or(0, |threads| threads.unwatched_runtime_workers.len()),
+    }
+}
+
 /// Adds what the thread check found to the task report, or makes a report
 /// of it alone.
 fn with_threads(report: Option<LeakReport>, threads: Option<ThreadSection>, test: &str) -> Option<LeakReport> {
     let Some(threads) = threads else {
         return report;
     };
-    say_unwatched_runtime(test, &threads.unwatched_runtime_workers);
     let found = !threads.leaked.is_empty() || !threads.unattributed.is_empty();
     match report {
         Some(mut report) => {
@@ -537,11 +573,15 @@ fn with_threads(report: Option<LeakReport>, threads: Option<ThreadSection>, test
 fn conclude<T>(
     test: &str,
     outcome: Result<T, Box<dyn Any + Send>>,
-    report: Option<LeakReport>,
+    judged: Judged,
     is_failure: impl Fn(&T) -> bool,
     expected_panic: Option<fn() -> T>,
-    leaks_fail: bool,
 ) -> T {
+    let Judged {
+        report,
+        unwatched,
+        leaks_fail,
+    } = judged;
     // A should_panic test's own failure is *not* panicking.
     let own_failure = match expected_panic {
         Some(_) => outcome.is_ok(),
@@ -550,15 +590,16 @@ fn conclude<T>(
     if let Some(report) = &report {
         say_inconclusive(test, report);
     }
+    say_unwatched_runtime(test, unwatched.runtime_workers);
+    say_unwatched_tasks(test, unwatched.tasks);
+    let verdict = crate::record::Verdict {
+        leak_fails: leaks_fail && report.as_ref().is_some_and(LeakReport::is_leak),
+        own_failure,
+        unwatched,
+    };
     match &report {
-        Some(report) => {
-            let verdict = crate::record::Verdict {
-                leak_fails: leaks_fail && report.is_leak(),
-                own_failure,
-            };
-            crate::record::write(report, verdict);
-        }
-        None => crate::record::write_clean(test, crate::report::Scope::Test, own_failure),
+        Some(report) => crate::record::write(report, verdict),
+        None => crate::record::write_clean(test, crate::report::Scope::Test, verdict),
     }
     let leak_fails = |report: &LeakReport| leaks_fail && report.is_leak();
     match (outcome, report) {
@@ -624,8 +665,8 @@ fn say_inconclusive(test: &str, report: &LeakReport) {
 /// One line on the process's own stderr (not captured) when the test
 /// started a tokio runtime taskleak does not watch: the check passes, and
 /// must not claim that the tasks spawned there were checked.
-fn say_unwatched_runtime(test: &str, workers: &[i32]) {
-    if workers.is_empty() {
+fn say_unwatched_runtime(test: &str, workers: usize) {
+    if workers == 0 {
         return;
     }
     say_uncaptured(&format!(
@@ -634,8 +675,8 @@ fn say_unwatched_runtime(test: &str, workers: &[i32]) {
          ones. To check them, build it with `taskleak::SharedRuntime` and mark the tests \
          `#[taskleak::verify_no_leaks(runtime = \"…\")]`, or check the whole binary at its end with \
          `taskleak::verify_test_binary!()`\n",
-        workers.len(),
-        if workers.len() == 1 { "" } else { "s" },
+        workers,
+        if workers == 1 { "" } else { "s" },
     ));
 }
 
@@ -645,15 +686,11 @@ fn say_unwatched_runtime(test: &str, workers: &[i32]) {
 /// multi-thread runtime's workers are tasks too. When libtest may run
 /// other tests alongside, they may have started them: said once per
 /// process, as such.
-fn say_unwatched_tasks(test: &str, count: u64) {
+fn say_unwatched_tasks(test: &str, company: Option<Company>) {
     use std::sync::atomic::{AtomicBool, Ordering};
     static SAID_UNSURE: AtomicBool = AtomicBool::new(false);
-    if count == 0 {
-        return;
-    }
-    // A filter may leave this test the only one libtest runs.
-    let alone = matches!(crate::isolation::runner(), crate::isolation::Runner::OneTestAtATime(_))
-        || crate::test_count::tests_in_process(test) == Some(1);
+    let Some(company) = company else { return };
+    let alone = company == Company::Alone;
     if !alone && SAID_UNSURE.swap(true, Ordering::Relaxed) {
         return;
     }

@@ -24,6 +24,27 @@ pub(crate) struct Verdict {
     pub(crate) leak_fails: bool,
     /// The test failed on its own: a panic or an `Err`.
     pub(crate) own_failure: bool,
+    /// What the test started where its check does not look.
+    pub(crate) unwatched: Unwatched,
+}
+
+/// What a test started where its check does not look: said on stderr as
+/// notes, and recorded for the gate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Unwatched {
+    /// Tokio tasks started outside every watched runtime while the body
+    /// ran, and whether other tests ran alongside (then they may be theirs).
+    pub(crate) tasks: Option<Company>,
+    /// Worker threads of a tokio runtime the test started that taskleak
+    /// does not watch.
+    pub(crate) runtime_workers: usize,
+}
+
+/// Whether libtest ran other tests alongside a test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Company {
+    Alone,
+    Alongside,
 }
 
 /// Appends `report` to this process's record file, if records are asked
@@ -36,12 +57,8 @@ pub(crate) fn write(report: &LeakReport, verdict: Verdict) {
 /// Records a check that found nothing: `cargo taskleak` counts the tests
 /// that were checked (a test without a record ran without a check). Costs
 /// one appended line, and only when records are asked for.
-pub(crate) fn write_clean(test: &str, scope: Scope, own_failure: bool) {
+pub(crate) fn write_clean(test: &str, scope: Scope, verdict: Verdict) {
     append(|binary| {
-        let verdict = Verdict {
-            leak_fails: false,
-            own_failure,
-        };
         let mut out = header(binary, Some(test), scope, verdict);
         out.push_str("\"tasks\":0,\"threads\":0,\"groups\":[],\"report\":\"\"}");
         out
@@ -49,7 +66,8 @@ pub(crate) fn write_clean(test: &str, scope: Scope, own_failure: bool) {
 }
 
 /// The fields every record opens with, up to and including the comma after
-/// `process_test`: who was checked, where, and the verdict.
+/// `unwatched_runtime_workers`: who was checked, where, the verdict, and
+/// what the check could not see.
 fn header(binary: &str, test: Option<&str>, scope: Scope, verdict: Verdict) -> String {
     let scope = match scope {
         Scope::Test => "test",
@@ -57,12 +75,18 @@ fn header(binary: &str, test: Option<&str>, scope: Scope, verdict: Verdict) -> S
     };
     format!(
         "{{\"version\":{VERSION},\"binary\":{},\"test\":{},\"scope\":\"{scope}\",\"leak_fails\":{},\
-         \"own_failure\":{},\"process_test\":{},",
+         \"own_failure\":{},\"process_test\":{},\"unwatched_tasks\":{},\"unwatched_runtime_workers\":{},",
         string(binary),
         test.map_or("null".to_owned(), string),
         verdict.leak_fails,
         verdict.own_failure,
         process_test().as_deref().map_or("null".to_owned(), string),
+        match verdict.unwatched.tasks {
+            None => "null",
+            Some(Company::Alone) => "\"alone\"",
+            Some(Company::Alongside) => "\"alongside\"",
+        },
+        verdict.unwatched.runtime_workers,
     )
 }
 

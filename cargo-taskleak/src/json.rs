@@ -24,6 +24,8 @@ struct Document<'a> {
     unchecked: Vec<TestRef<'a>>,
     /// Checks that could not judge some threads, with their re-runs.
     inconclusive: Vec<InconclusiveEntry<'a>>,
+    /// Checks that could not see everything their test started.
+    not_watched: Vec<NotWatchedEntry<'a>>,
     /// The time bound that stopped the run (`"30m"`), or `null`.
     stopped_after: Option<&'a str>,
 }
@@ -45,6 +47,18 @@ struct Totals {
     tasks_leaked: usize,
     threads_leaked: usize,
     inconclusive_checks: usize,
+    /// Checks that could not see everything their test started.
+    not_watched_checks: usize,
+}
+
+#[derive(Serialize)]
+struct NotWatchedEntry<'a> {
+    binary: &'a str,
+    name: &'a str,
+    /// `tasks`, `tasks-maybe-another-tests`, `runtime`, or two joined by `+`.
+    what: String,
+    /// What the check could not see, in words.
+    detail: String,
 }
 
 #[derive(Serialize)]
@@ -118,6 +132,7 @@ pub(crate) fn write(path: &Path, run: &Run, exit_code: i32) -> Result<(), String
             tasks_leaked: run.leaked("task"),
             threads_leaked: run.leaked("thread"),
             inconclusive_checks: run.inconclusive.len(),
+            not_watched_checks: run.not_watched.len(),
         },
         leaks: run
             .leaks
@@ -158,6 +173,16 @@ pub(crate) fn write(path: &Path, run: &Run, exit_code: i32) -> Result<(), String
                 unjudged_threads: check.threads,
                 rerun: check.rerun.label(),
                 rerun_detail: check.rerun.describe(),
+            })
+            .collect(),
+        not_watched: run
+            .not_watched
+            .iter()
+            .map(|check| NotWatchedEntry {
+                binary: &check.test.binary,
+                name: &check.test.name,
+                what: check.label(),
+                detail: check.describe(),
             })
             .collect(),
         stopped_after: run.stopped_after.as_deref(),

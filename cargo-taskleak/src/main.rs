@@ -14,6 +14,7 @@ mod outcomes;
 mod records;
 mod runner;
 mod summary;
+mod unwatched;
 mod verdicts;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -89,6 +90,7 @@ fn run() -> Result<u8, String> {
         new_keys,
         gone,
         baseline_used: baseline.is_some(),
+        not_watched: unwatched::find(&records),
         inconclusive,
     };
     let code = if run.unrelated_failures().next().is_some() {
@@ -106,12 +108,19 @@ fn run() -> Result<u8, String> {
     if let Some(path) = &args.junit {
         let tests: Vec<TestId> = outcomes.tests.keys().cloned().collect();
         let unchecked: BTreeSet<TestId> = run.coverage.unchecked.iter().cloned().collect();
-        let inconclusive: BTreeMap<TestId, String> = run
+        let mut notes: BTreeMap<TestId, String> = run
             .inconclusive
             .iter()
             .map(|check| (check.test.clone(), junit_note(check)))
             .collect();
-        junit::write(path, &tests, &run.failures, &unchecked, &inconclusive)?;
+        for check in &run.not_watched {
+            let note = format!("taskleak: not watched: {}", check.describe());
+            notes
+                .entry(check.test.clone())
+                .and_modify(|notes| *notes = format!("{notes}\n{note}"))
+                .or_insert(note);
+        }
+        junit::write(path, &tests, &run.failures, &unchecked, &notes)?;
     }
     if let Some(path) = &args.write_baseline {
         baseline::write(path, &run.leaks)?;

@@ -39,6 +39,10 @@ pub(crate) struct Outcomes {
     capturing: Option<(TestId, Vec<String>)>,
     /// Tests libtest reported `ignored`: they finished, without running.
     ignored: std::collections::BTreeSet<(String, String)>,
+    /// A test whose status line was cut by a line the test wrote straight
+    /// to stderr (taskleak's notes, under `--test-threads=1`): its `ok` or
+    /// `FAILED` comes on a line of its own.
+    cut_short: Option<String>,
 }
 
 impl Outcomes {
@@ -125,11 +129,23 @@ impl Outcomes {
             return None;
         }
         // libtest, unindented (nextest indents the output it captured).
-        if let Some(rest) = line.strip_prefix("test ") {
-            let (name, status) = rest.rsplit_once(" ... ")?;
+        let status_line = match (&self.cut_short, trimmed) {
+            (Some(_), "ok" | "FAILED") => self.cut_short.take().map(|name| (name, trimmed.to_owned())),
+            _ => line.strip_prefix("test ").and_then(|rest| {
+                // A test's name never holds ` ... `; what follows may.
+                let (name, status) = rest.split_once(" ... ")?;
+                Some((name.to_owned(), status.to_owned()))
+            }),
+        };
+        if let Some((name, status)) = status_line {
+            let name = name.as_str();
             let passed = match status.trim() {
                 "ok" => true,
                 "FAILED" => false,
+                status if status.is_empty() || status.starts_with("taskleak: ") => {
+                    self.cut_short = Some(name.to_owned());
+                    return None;
+                }
                 status => {
                     // ignored (maybe with a reason), bench
                     if status.starts_with("ignored") {
@@ -260,6 +276,32 @@ fn binary_of_nextest_id(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_line_cut_by_a_note_on_stderr_still_counts() {
+        // Under `--test-threads=1` libtest prints `test NAME ... ` before
+        // running the test; a note written straight to stderr lands there.
+        let mut outcomes = Outcomes::default();
+        for line in [
+            "     Running unittests src/lib.rs (target/taskleak/debug/deps/gamma-0123456789abcdef)",
+            "test tests::local ... taskleak: note: while `tests::local` ran, tokio tasks started outside … ... more",
+            "ok",
+            "test tests::flusher ... taskleak: inconclusive: `tests::flusher` left 1 thread alive",
+            "taskleak: note: a second line",
+            "FAILED",
+            "test tests::after ... ok",
+        ] {
+            outcomes.take_line(line);
+        }
+        let id = |name: &str| TestId {
+            binary: "gamma".into(),
+            name: name.into(),
+        };
+        assert_eq!(outcomes.tests.get(&id("tests::local")), Some(&true));
+        assert_eq!(outcomes.tests.get(&id("tests::flusher")), Some(&false));
+        assert_eq!(outcomes.tests.get(&id("tests::after")), Some(&true));
+        assert_eq!(outcomes.tests.len(), 3);
+    }
 
     #[test]
     fn libtest_lines_are_tied_to_their_binary() {

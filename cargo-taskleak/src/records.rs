@@ -35,6 +35,15 @@ pub(crate) struct Record {
     /// How many threads were not judged.
     #[serde(default)]
     pub(crate) unjudged_threads: usize,
+    /// Tokio tasks were started outside every runtime taskleak watches
+    /// while the test ran: `alone` (they are the test's) or `alongside`
+    /// (other tests ran then); none in older records.
+    #[serde(default)]
+    pub(crate) unwatched_tasks: Option<String>,
+    /// Worker threads of a tokio runtime the test started that taskleak
+    /// does not watch.
+    #[serde(default)]
+    pub(crate) unwatched_runtime_workers: usize,
     /// The report as the test printed it.
     pub(crate) report: String,
 }

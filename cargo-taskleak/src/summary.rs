@@ -238,6 +238,8 @@ pub(crate) struct Run {
     pub(crate) baseline_used: bool,
     /// Checks that could not judge some threads, and their re-runs.
     pub(crate) inconclusive: Vec<crate::inconclusive::Inconclusive>,
+    /// Checks that could not see everything their test started.
+    pub(crate) not_watched: Vec<crate::unwatched::NotWatched>,
 }
 
 impl Run {
@@ -388,6 +390,28 @@ pub(crate) fn render(run: &Run) -> String {
             );
         }
     }
+    if !run.not_watched.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "  {} could not see everything the test started (passed, not checked there):",
+            plural(run.not_watched.len(), "check")
+        );
+        for check in &run.not_watched {
+            let _ = writeln!(
+                out,
+                "    {}: {}  — {}",
+                check.test.binary,
+                check.test.name,
+                check.describe()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "    to check them: `spawn_local` on `#[tokio::test(flavor = \"local\")]` instead of a `LocalSet`; \
+             `taskleak::SharedRuntime` for a runtime the tests share"
+        );
+    }
     if !run.coverage.unchecked.is_empty() {
         let _ = writeln!(out);
         let _ = writeln!(
@@ -418,9 +442,14 @@ pub(crate) fn render(run: &Run) -> String {
         plural(run.leaked("thread"), "thread"),
         plural(run.leaks.len(), "distinct leak"),
         run.new_keys.len(),
-        match run.inconclusive.len() {
-            0 => String::new(),
-            count => format!("; {} inconclusive", plural(count, "check")),
+        match (run.inconclusive.len(), run.not_watched.len()) {
+            (0, 0) => String::new(),
+            (inconclusive, 0) => format!("; {} inconclusive", plural(inconclusive, "check")),
+            (0, not_watched) => format!("; {not_watched} not seeing everything"),
+            (inconclusive, not_watched) => format!(
+                "; {} inconclusive, {not_watched} not seeing everything",
+                plural(inconclusive, "check")
+            ),
         },
     );
     if run.doctests_not_run {

@@ -435,6 +435,53 @@ fn under_nextest_a_named_thread_leak_is_judged_not_left_inconclusive() {
     assert!(!xml.contains("inconclusive"), "{xml}");
 }
 
+/// A task in a `LocalSet` runs no hooks: its test passes, and the gate
+/// lists the check as not seeing everything, in the summary, JSON and
+/// JUnit — under nextest, which would show the test's note only with
+/// `--success-output`, and under libtest one test at a time.
+#[test]
+fn a_check_that_could_not_see_a_local_set_task_is_listed() {
+    for runner in [&["--nextest"][..], &[]] {
+        let json_file = scratch("local-set.json");
+        let junit_file = scratch("local-set.xml");
+        let mut args = runner.to_vec();
+        args.extend(["--json", json_file.to_str().expect("utf-8"), "--junit"]);
+        args.push(junit_file.to_str().expect("utf-8"));
+        args.extend(["--", "-p", "gamma", "--features", "local-set"]);
+        if runner.is_empty() {
+            args.extend(["--", "--test-threads=1"]);
+        }
+        let (code, stdout, stderr) = gate(&args, &[]);
+        let all = format!("{runner:?}\n{stdout}\n{stderr}");
+        assert_eq!(code, 0, "{all}");
+        assert!(
+            stdout.contains("1 check could not see everything the test started (passed, not checked there):"),
+            "{all}"
+        );
+        assert!(
+            stdout.contains(
+                "    gamma: tests::doubles_in_a_local_set  — tokio tasks started outside every runtime taskleak watches\n"
+            ),
+            "{all}"
+        );
+        assert!(stdout.contains("1 not seeing everything"), "{all}");
+        let document = json(&json_file);
+        assert_eq!(document["totals"]["not_watched_checks"], 1, "{document}");
+        assert_eq!(
+            document["not_watched"][0]["name"], "tests::doubles_in_a_local_set",
+            "{document}"
+        );
+        assert_eq!(document["not_watched"][0]["what"], "tasks", "{document}");
+        let xml = std::fs::read_to_string(&junit_file).expect("junit written");
+        assert!(
+            xml.contains(
+                "<system-out>taskleak: not watched: tokio tasks started outside every runtime taskleak watches"
+            ),
+            "{xml}"
+        );
+    }
+}
+
 /// Slow (it waits for the bound): run with `-- --ignored`.
 #[test]
 #[ignore = "waits for the time bound; run with `cargo test -p cargo-taskleak --test gate -- --ignored`"]
