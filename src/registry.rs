@@ -227,7 +227,7 @@ impl Registry {
         let parent = tokio::task::try_id().map(raw_id);
         #[cfg(not(tokio_unstable))]
         let parent: Option<u64> = None;
-        crate::unwatched::account_one();
+        crate::unwatched::account(id);
         let mut live = self.lock();
         // A parent this registry does not know (a `LocalSet` task, run on
         // the test's thread) leaves the thread's owner.
@@ -257,7 +257,7 @@ impl Registry {
             // Blocking tasks end through this hook too, but never started
             // through the spawn hook: they are not ours.
             let Some(ended) = live.tasks.remove(&id) else {
-                crate::unwatched::account_one();
+                crate::unwatched::account(id);
                 return;
             };
             for waiter in live.waiting.iter_mut().flatten() {

@@ -66,12 +66,9 @@ impl SharedRuntime {
         let threads = RuntimeThreads::default();
         let recorder = threads.clone();
         builder.on_thread_start(move || recorder.record_current());
-        let runtime = builder.build()?;
-        if runtime.handle().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
-            // Its workers run as blocking tasks, which no spawn hook sees:
-            // their task ids are watched ones.
-            crate::unwatched::account(runtime.metrics().num_workers() as u64);
-        }
+        // Its workers start as blocking tasks, which no spawn hook sees:
+        // their task ids are watched ones.
+        let runtime = crate::unwatched::accounting_ids_of(|| builder.build())?;
         Ok(SharedRuntime {
             runtime,
             tracker,

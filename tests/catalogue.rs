@@ -955,6 +955,18 @@ fn tasks_started_outside_the_watched_runtimes_are_named_on_stderr() {
     );
 }
 
+/// Checks running alongside, with no task of their own anywhere: never a
+/// note about unwatched tasks (taskleak's own probes race each other).
+#[test]
+fn checks_alongside_never_take_each_others_probes_for_unwatched_tasks() {
+    for _ in 0..6 {
+        let output = cargo_test(&["--test", "checks_alongside", "--", "--test-threads=8"]);
+        let text = text_of(&output);
+        assert!(text.contains("test result: ok. 48 passed"), "{text}");
+        assert!(!text.contains("outside every runtime taskleak watches"), "{text}");
+    }
+}
+
 #[test]
 fn ci_can_turn_checks_off_or_into_warnings_without_editing_tests() {
     let leaky = "row01_endless_loop::tests::leaky_endless_loop";
