@@ -45,7 +45,13 @@ fn spawn_two_kinds() -> (std::sync::Arc<tokio::sync::Notify>, Vec<tokio::sync::m
 fn dump_two_kinds(runtime: &tokio::runtime::Runtime, tracker: Option<&Tracker>) -> taskleak::TaskDump {
     runtime.block_on(async {
         let kept = spawn_two_kinds();
-        // Every task polled once, so parked where it waits.
+        // Every task polled once, so parked where it waits. A current-thread
+        // runtime polls up to 61 tasks before it polls this future again
+        // after a yield, however slow the machine: 20 yields reach all 320.
+        // The sleep lets a multi-thread runtime's workers get to them.
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
         let mut dumper = Dumper::new(&tokio::runtime::Handle::current());
         if let Some(tracker) = tracker {
