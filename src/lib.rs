@@ -249,6 +249,8 @@ mod snapshot;
 mod source;
 mod stack;
 mod task_dump;
+#[cfg(target_os = "linux")]
+mod task_listing;
 mod test_count;
 mod test_list;
 mod test_names;

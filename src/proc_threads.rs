@@ -149,12 +149,11 @@ mod platform {
         Ok(seen.into_iter().collect())
     }
 
-    fn list_once() -> Result<Vec<i32>, String> {
-        let entries = std::fs::read_dir("/proc/self/task")
-            .map_err(|error| format!("cannot list the process's threads in /proc/self/task: {error}"))?;
-        Ok(entries
-            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
-            .collect())
+    use crate::task_listing::list_once;
+
+    /// See [`crate::task_listing::last_pid`].
+    pub(crate) fn last_pid() -> Option<i32> {
+        crate::task_listing::last_pid()
     }
 
     #[cfg(test)]
@@ -309,6 +308,10 @@ mod platform {
 mod platform {
     use super::{BlockedCall, KernelThread};
 
+    pub(crate) fn last_pid() -> Option<i32> {
+        None
+    }
+
     pub(crate) fn ids() -> Result<Vec<i32>, String> {
         Err("threads are listed from /proc, which only Linux has".to_owned())
     }
@@ -344,8 +347,8 @@ mod platform {
 #[cfg(all(test, target_os = "linux"))]
 pub(crate) use platform::list;
 pub(crate) use platform::{
-    blocked_call, count, current_name, current_tid, describe_fd, ids, peer_closed_sockets, read, set_current_name,
-    syscall_name,
+    blocked_call, count, current_name, current_tid, describe_fd, ids, last_pid, peer_closed_sockets, read,
+    set_current_name, syscall_name,
 };
 
 #[cfg(test)]

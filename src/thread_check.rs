@@ -58,6 +58,10 @@ pub(crate) struct ThreadSnapshot {
     /// only after cycling through `pid_max` others (32 768 at the least),
     /// so within one test an id names one thread.
     before: HashSet<i32>,
+    /// The kernel's last-handed-out pid, read before `before` was listed:
+    /// while it reads the same, no thread has started since, and a check
+    /// lists nothing.
+    last_pid: Option<i32>,
     own_tid: i32,
     tag: Option<OwnerTag>,
     /// Whether no unchecked test can start a thread during this test.
@@ -83,9 +87,11 @@ impl ThreadSnapshot {
         let turn = Turn::wait(serial);
         let runner = crate::isolation::runner();
         let tag = OwnerTag::mark(test);
+        let last_pid = proc_threads::last_pid();
         let before = proc_threads::ids().ok()?.into_iter().collect();
         Some(ThreadSnapshot {
             before,
+            last_pid,
             own_tid: proc_threads::current_tid(),
             tag: Some(tag),
             alone: turn.alone_after_refill(&runner),
@@ -102,6 +108,7 @@ impl ThreadSnapshot {
     pub(crate) fn of_process(before: HashSet<i32>, reason: &'static str) -> Self {
         ThreadSnapshot {
             before,
+            last_pid: None,
             own_tid: proc_threads::current_tid(),
             tag: None,
             alone: true,
@@ -140,7 +147,9 @@ impl ThreadSnapshot {
         let mut findings = ThreadSection::default();
         let start = Instant::now();
         let mut sleep = FIRST_SLEEP;
-        let cwd = source_root();
+        // Read only to describe a thread that survived.
+        let cwd = std::cell::OnceCell::new();
+        let cwd = || cwd.get_or_init(source_root).as_deref();
         let mut captures = 0;
         // Judged early: not leaks (`None`), or leaks described then.
         let mut early: HashMap<ThreadKey, Option<(LeakedThread, bool)>> = HashMap::new();
@@ -161,14 +170,7 @@ impl ThreadSnapshot {
                 judge_early = false;
                 for thread in left.iter().filter(|thread| self.owns(thread, runtime)) {
                     let judged = self
-                        .describe(
-                            thread.clone(),
-                            runtime,
-                            self.alone,
-                            &mut captures,
-                            cwd.as_deref(),
-                            &mut findings,
-                        )
+                        .describe(thread.clone(), runtime, self.alone, &mut captures, cwd(), &mut findings)
                         .filter(|(described, _)| !options.ignore.ignores_thread(&described.name, &described.stack));
                     early.insert(thread.key, judged);
                 }
@@ -197,7 +199,7 @@ impl ThreadSnapshot {
             }
             let described = match early.remove(&thread.key) {
                 Some(judged) => judged,
-                None => self.describe(thread, runtime, alone, &mut captures, cwd.as_deref(), &mut findings),
+                None => self.describe(thread, runtime, alone, &mut captures, cwd(), &mut findings),
             };
             let Some((described, owned)) = described else {
                 continue;
@@ -231,6 +233,9 @@ impl ThreadSnapshot {
     /// the test's own thread, checked tests' threads, taskleak's, and those
     /// ignored by name.
     fn fresh(&self, options: &Options) -> Vec<KernelThread> {
+        if self.last_pid.is_some() && proc_threads::last_pid() == self.last_pid {
+            return Vec::new();
+        }
         let Ok(ids) = proc_threads::ids() else {
             return Vec::new();
         };
