@@ -269,15 +269,8 @@ pub fn run_tokio_test<T>(
     let found = threads
         .as_ref()
         .map(|threads| threads.check(&options, &runtime_threads));
-    let unwatched = unwatched_of(&test, unwatched, found.as_ref());
-    let report = with_threads(report, found, &test);
-    let leaks_fail = settings.mode == Mode::Fail;
-    let verdict = Judged {
-        report,
-        unwatched,
-        leaks_fail,
-    };
-    conclude(&test, outcome, verdict, is_failure, expected_panic)
+    let judged = judge(&test, report, found, unwatched, &settings);
+    conclude(&test, outcome, judged, is_failure, expected_panic)
 }
 
 /// The environment's settings and the test's options, or a panic located
@@ -417,17 +410,10 @@ pub fn run_sync_test<T>(
     let found = threads
         .as_ref()
         .map(|threads| threads.check(&options, &RuntimeThreads::default()));
-    let unwatched = unwatched_of(&test, unwatched, found.as_ref());
-    let report = with_threads(report, found, &test);
-    let leaks_fail = settings.mode == Mode::Fail;
-    let verdict = Judged {
-        report,
-        unwatched,
-        leaks_fail,
-    };
+    let judged = judge(&test, report, found, unwatched, &settings);
     // `threads` outlives the verdict (dropped on return or unwind): a
     // serial test's turn passes on once its failure is written.
-    conclude(&test, outcome, verdict, is_failure, expected_panic)
+    conclude(&test, outcome, judged, is_failure, expected_panic)
 }
 
 /// The tokio tasks a test body starts outside every runtime taskleak
@@ -447,7 +433,7 @@ impl UnwatchedTasks {
     }
 
     /// How many there were; `runtime`, the test's own or shared runtime,
-    /// whose blocking tasks may not have ended yet (they are counted as they
+    /// whose blocking tasks may not have ended yet (they are marked as they
     /// end).
     fn close(self, runtime: Option<&tokio::runtime::Handle>) -> u64 {
         #[cfg(tokio_unstable)]
@@ -528,9 +514,26 @@ struct Judged {
     leaks_fail: bool,
 }
 
+/// A test's check from its task report, its thread check and the `tasks`
+/// it started outside every watched runtime (see [`UnwatchedTasks`]).
+fn judge(
+    test: &str,
+    report: Option<LeakReport>,
+    threads: Option<ThreadSection>,
+    tasks: u64,
+    settings: &Settings,
+) -> Judged {
+    let unwatched = unwatched_of(test, tasks, threads.as_ref());
+    Judged {
+        report: with_threads(report, threads, test),
+        unwatched,
+        leaks_fail: settings.mode == Mode::Fail,
+    }
+}
+
 /// What the test started where its check does not look: `tasks` started
-/// outside every watched runtime (see [`UnwatchedTasks`]), and the workers
-/// of a runtime it started that taskleak does not watch.
+/// outside every watched runtime, and the workers of a runtime it started
+/// that taskleak does not watch.
 fn unwatched_of(test: &str, tasks: u64, threads: Option<&ThreadSection>) -> Unwatched {
     let company = || {
         // A filter may leave this test the only one libtest runs.
