@@ -63,6 +63,13 @@ impl TestRuntime {
         }
     }
 
+    fn handle(&self) -> &tokio::runtime::Handle {
+        match self {
+            TestRuntime::Runtime(runtime) => runtime.handle(),
+            TestRuntime::Local(runtime) => runtime.handle(),
+        }
+    }
+
     fn block_on<F: Future>(&self, future: F) -> F::Output {
         match self {
             TestRuntime::Runtime(runtime) => runtime.block_on(future),
@@ -234,7 +241,12 @@ pub fn run_tokio_test<T>(
     let tag = threads.as_ref().and_then(ThreadSnapshot::tag).map(str::to_owned);
     // `#[tokio::test]` has no thread hooks of its own to preserve.
     runtime_thread_hooks(&mut builder, &runtime_threads, tag);
+    #[cfg(tokio_unstable)]
+    let accounting = crate::unwatched::Accounting::start_if(matches!(spec.flavor, Flavor::MultiThread));
     let runtime = TestRuntime::build(&mut builder, spec.flavor);
+    // Its blocking tasks, workers included, are watched ones.
+    #[cfg(tokio_unstable)]
+    let _watched = accounting.finish(runtime.handle());
 
     let (outcome, snapshot, unsettled, unwatched) = runtime.block_on(async {
         // The tracker is ours and installed: no need for the probe spawn
@@ -242,7 +254,7 @@ pub fn run_tokio_test<T>(
         let snapshot = Snapshot::new(tracker.clone(), tokio::runtime::Handle::current());
         let window = UnwatchedTasks::open();
         let outcome = CatchUnwind(body).await;
-        let unwatched = window.close(Some(&tokio::runtime::Handle::current()));
+        let unwatched = window.close();
         let unsettled = snapshot.anything_unsettled(&options);
         (outcome, snapshot, unsettled, unwatched)
     });
@@ -405,7 +417,7 @@ pub fn run_sync_test<T>(
         let _owner = tasks.as_ref().map(|tasks| crate::registry::owner::enter(tasks.owner));
         panic::catch_unwind(AssertUnwindSafe(body))
     };
-    let unwatched = window.close(spec.shared_runtime.map(|shared| shared.handle()));
+    let unwatched = window.close();
     let report = tasks.and_then(|tasks| tasks.check(&options, &test, own_failure(&outcome, &is_failure)));
     let found = threads
         .as_ref()
@@ -432,24 +444,13 @@ impl UnwatchedTasks {
         }
     }
 
-    /// How many there were; `runtime`, the test's own or shared runtime,
-    /// whose blocking tasks may not have ended yet (they are marked as they
-    /// end).
-    fn close(self, runtime: Option<&tokio::runtime::Handle>) -> u64 {
+    /// How many there were.
+    fn close(self) -> u64 {
         #[cfg(tokio_unstable)]
-        {
-            let in_flight = runtime.map_or(0, |runtime| {
-                let metrics = runtime.metrics();
-                let busy = metrics
-                    .num_blocking_threads()
-                    .saturating_sub(metrics.num_idle_blocking_threads());
-                (busy + metrics.blocking_queue_depth()) as u64
-            });
-            self.window.map_or(0, |window| window.close(in_flight))
-        }
+        return self.window.map_or(0, crate::unwatched::Window::close);
         #[cfg(not(tokio_unstable))]
         {
-            let _ = (self, runtime);
+            let _ = self;
             0
         }
     }

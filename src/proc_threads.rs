@@ -127,26 +127,34 @@ fn decode_endpoint(hex: &str) -> Option<String> {
 mod platform {
     use super::{BlockedCall, KernelThread, TcpEnds, find_tcp, parse_stat, parse_syscall};
 
-    /// Listings taken at most, while each finds a thread the earlier ones
-    /// missed: one more than a test's threads exit in a row, in practice.
+    /// Listings taken at most, while threads keep exiting between them: two
+    /// when none does.
     const LISTINGS: usize = 8;
 
     /// The ids of the process's threads; some may have exited since. The
     /// kernel lists `/proc/self/task` by position, and a thread that exits
     /// during a listing shifts those after it, so one listing can skip a
-    /// live thread: listings are taken until one adds nothing to those
-    /// before (at most [`LISTINGS`]). A thread is missed only if every
-    /// listing skips it, which takes threads exiting during each one.
+    /// live thread. A listing that skipped one holds the thread whose exit
+    /// caused it, which the next listing lacks: listings are taken until two
+    /// in a row are the same (at most [`LISTINGS`]), and every thread any
+    /// of them saw is returned.
     pub(crate) fn ids() -> Result<Vec<i32>, String> {
         let mut seen = std::collections::BTreeSet::new();
-        for _ in 0..LISTINGS {
-            let before = seen.len();
-            seen.extend(list_once()?);
-            if seen.len() == before {
+        let mut previous = listed_set()?;
+        seen.extend(&previous);
+        for _ in 1..LISTINGS {
+            let listed = listed_set()?;
+            seen.extend(&listed);
+            if listed == previous {
                 break;
             }
+            previous = listed;
         }
         Ok(seen.into_iter().collect())
+    }
+
+    fn listed_set() -> Result<std::collections::BTreeSet<i32>, String> {
+        Ok(list_once()?.into_iter().collect())
     }
 
     use crate::task_listing::list_once;

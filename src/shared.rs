@@ -44,6 +44,8 @@ pub struct SharedRuntime {
     runtime: Runtime,
     tracker: Tracker,
     threads: RuntimeThreads,
+    /// Its blocking tasks in flight are watched ones.
+    _watched: crate::unwatched::Watched,
 }
 
 impl SharedRuntime {
@@ -68,11 +70,14 @@ impl SharedRuntime {
         builder.on_thread_start(move || recorder.record_current());
         // Its workers start as blocking tasks, which no spawn hook sees:
         // their task ids are watched ones.
-        let runtime = crate::unwatched::accounting_ids_of(|| builder.build())?;
+        let accounting = crate::unwatched::Accounting::start_if(true);
+        let runtime = builder.build()?;
+        let watched = accounting.finish(runtime.handle());
         Ok(SharedRuntime {
             runtime,
             tracker,
             threads,
+            _watched: watched,
         })
     }
 

@@ -11,9 +11,9 @@
 //! probes. An id handed out while a test's body ran and never marked is a
 //! task no tracker watches.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 
@@ -28,10 +28,11 @@ const REMEMBERED: usize = 1 << 14;
 /// no lock on the spawn path.
 static ACCOUNTED: [AtomicU64; REMEMBERED] = [const { AtomicU64::new(0) }; REMEMBERED];
 
-/// How long a window that found unmarked ids waits before looking again:
-/// a spawn on another thread takes its id a moment before its hook runs,
-/// and a short blocking task of another test may be about to end.
-const SETTLE: Duration = Duration::from_millis(1);
+/// How long a window that found unmarked ids waits for them, looking each
+/// millisecond: a spawn on another thread takes its id a moment before its
+/// hook runs, and a blocking task is marked a moment after its thread
+/// counts as idle again.
+const SETTLE: Duration = Duration::from_millis(20);
 
 /// Marks task `id` as one taskleak accounts for.
 pub(crate) fn account(id: u64) {
@@ -47,21 +48,111 @@ fn slot(id: u64) -> &'static AtomicU64 {
     &ACCOUNTED[(id % REMEMBERED as u64) as usize]
 }
 
-/// Marks the ids handed out while `build` ran: a runtime's workers start as
-/// blocking tasks, which no hook sees. Ids another thread took meanwhile
-/// are marked too: that errs towards saying nothing.
-pub(crate) fn accounting_ids_of<T>(build: impl FnOnce() -> T) -> T {
-    let first = probe();
-    let built = build();
-    if let (Some(first), Some(last)) = (first, probe()) {
-        account_between(first, last);
+/// The build of a watched runtime, from [`Accounting::start_if`] to
+/// [`Accounting::finish`]. A multi-thread runtime's workers start as
+/// blocking tasks, which no hook sees: the ids handed out meanwhile are
+/// marked (and those another thread took then too: that errs towards saying
+/// nothing).
+#[derive(Debug)]
+pub(crate) struct Accounting(Option<u64>);
+
+/// The first ids of the watched runtimes being built: ids after one of
+/// them may be its workers', not yet marked.
+static BUILDING: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+impl Accounting {
+    /// Marks the ids of the build if `workers`: a current-thread runtime
+    /// starts none.
+    pub(crate) fn start_if(workers: bool) -> Self {
+        let first = workers.then(probe).flatten();
+        if let Some(first) = first {
+            BUILDING.lock().unwrap_or_else(PoisonError::into_inner).push(first);
+        }
+        Accounting(first)
     }
-    built
+
+    /// Marks the build's ids, and registers the runtime as
+    /// [`Watched`] while the guard lives.
+    pub(crate) fn finish(self, runtime: &Handle) -> Watched {
+        let watched = Watched::register(runtime);
+        if let Some(first) = self.0 {
+            if let Some(last) = probe() {
+                account_between(first, last);
+            }
+            let mut building = BUILDING.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(at) = building.iter().position(|started| *started == first) {
+                building.swap_remove(at);
+            }
+        }
+        watched
+    }
+}
+
+/// The first id of the earliest watched runtime still being built.
+fn earliest_build() -> Option<u64> {
+    BUILDING
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .min()
+        .copied()
 }
 
 /// Marks every id handed out after `first` and before `last`.
 fn account_between(first: u64, last: u64) {
     (first + 1..last).for_each(account);
+}
+
+/// The runtimes taskleak watches that are alive, by a number of their own:
+/// their blocking tasks still running have ids no one marked yet.
+static WATCHED: Mutex<Vec<(u64, Handle)>> = Mutex::new(Vec::new());
+
+/// A watched runtime's place in [`WATCHED`], until dropped.
+#[derive(Debug)]
+pub(crate) struct Watched(u64);
+
+impl Watched {
+    pub(crate) fn register(handle: &Handle) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let number = NEXT.fetch_add(1, Ordering::Relaxed);
+        WATCHED
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((number, handle.clone()));
+        Watched(number)
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        WATCHED
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(number, _)| *number != self.0);
+    }
+}
+
+/// Blocking tasks queued or running on the watched runtimes: their ids are
+/// marked only as they end.
+#[cfg(tokio_unstable)]
+fn blocking_in_flight() -> u64 {
+    let watched = WATCHED.lock().unwrap_or_else(PoisonError::into_inner);
+    let in_flight: usize = watched
+        .iter()
+        .map(|(_, handle)| {
+            let metrics = handle.metrics();
+            let busy = metrics
+                .num_blocking_threads()
+                .saturating_sub(metrics.num_idle_blocking_threads());
+            busy + metrics.blocking_queue_depth()
+        })
+        .sum();
+    in_flight as u64
+}
+
+#[cfg(not(tokio_unstable))]
+fn blocking_in_flight() -> u64 {
+    0
 }
 
 /// The task ids handed out from [`Window::open`] to [`Window::close`].
@@ -77,19 +168,36 @@ impl Window {
     }
 
     /// How many tasks were started since [`Window::open`] that no tracker
-    /// saw, given `blocking_in_flight` blocking tasks of the test's runtime
-    /// that may not have ended yet (they are marked as they end). Ids left
-    /// unmarked are looked at again after [`SETTLE`], so that a hook that
-    /// runs late still counts; a blocking task of another test still
-    /// running then is counted as unwatched.
-    pub(crate) fn close(self, blocking_in_flight: u64) -> u64 {
+    /// saw. Blocking tasks still queued or running on a watched runtime are
+    /// marked only as they end: as many unmarked ids are taken for theirs.
+    /// Ids left unmarked are waited for, up to [`SETTLE`], so that a hook
+    /// that runs late still counts. All of it errs towards saying nothing
+    /// while other tests run alongside.
+    pub(crate) fn close(self) -> u64 {
         let Some(last) = probe() else { return 0 };
         let mut unmarked = self.unmarked_before(last);
-        if unmarked.len() as u64 > blocking_in_flight {
-            std::thread::sleep(SETTLE);
-            unmarked.retain(|id| !is_accounted(*id));
+        if unmarked.is_empty() {
+            return 0;
         }
-        (unmarked.len() as u64).saturating_sub(blocking_in_flight)
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            // In this order: a blocking task is marked before its thread
+            // counts as idle again, so one that ends in between is either
+            // still in flight here or marked below, never neither.
+            let in_flight = blocking_in_flight();
+            unmarked.retain(|id| !is_accounted(*id));
+            // A watched runtime's build under way: its workers' ids are
+            // marked only when it is done, so nothing after its start is
+            // judged.
+            if let Some(build) = earliest_build() {
+                unmarked.retain(|id| *id < build);
+            }
+            let unwatched = (unmarked.len() as u64).saturating_sub(in_flight);
+            if unwatched == 0 || Instant::now() >= deadline {
+                return unwatched;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// The ids handed out since the window opened, before `last`, that no
@@ -150,7 +258,7 @@ mod tests {
         account(id);
         assert!(!window.unmarked_before(last).contains(&id));
         // Other tests of this binary, running alongside, may add their own.
-        assert!(Window::open().expect("a window").close(0) < REMEMBERED as u64);
+        assert!(Window::open().expect("a window").close() < REMEMBERED as u64);
     }
 
     #[test]
