@@ -352,33 +352,28 @@ pub(crate) fn render(run: &Run) -> String {
     }
     let unrelated: Vec<&Failure> = run.unrelated_failures().collect();
     if !unrelated.is_empty() {
-        let _ = writeln!(out);
-        let _ = writeln!(out, "  {} failed for reasons other than leaks:", unrelated.len());
-        for failure in unrelated {
-            let _ = writeln!(
-                out,
-                "    {}: {}  — {}",
-                failure.test.binary, failure.test.name, failure.message
-            );
-        }
+        test_section(
+            &mut out,
+            &format!("{} failed for reasons other than leaks:", unrelated.len()),
+            unrelated.iter().map(|failure| (&failure.test, failure.message.clone())),
+        );
     }
     if !run.inconclusive.is_empty() {
-        let _ = writeln!(out);
-        let _ = writeln!(
-            out,
-            "  {} inconclusive (threads another test running at the same time may have started):",
-            plural(run.inconclusive.len(), "check")
+        test_section(
+            &mut out,
+            &format!(
+                "{} inconclusive (threads another test running at the same time may have started):",
+                plural(run.inconclusive.len(), "check")
+            ),
+            run.inconclusive.iter().map(|check| {
+                let detail = format!(
+                    "{} not judged; {}",
+                    plural(check.threads, "thread"),
+                    check.rerun.describe()
+                );
+                (&check.test, detail)
+            }),
         );
-        for check in &run.inconclusive {
-            let _ = writeln!(
-                out,
-                "    {}: {}  — {} not judged; {}",
-                check.test.binary,
-                check.test.name,
-                plural(check.threads, "thread"),
-                check.rerun.describe()
-            );
-        }
         if run
             .inconclusive
             .iter()
@@ -391,21 +386,14 @@ pub(crate) fn render(run: &Run) -> String {
         }
     }
     if !run.not_watched.is_empty() {
-        let _ = writeln!(out);
-        let _ = writeln!(
-            out,
-            "  {} could not see everything the test started (passed, not checked there):",
-            plural(run.not_watched.len(), "check")
+        test_section(
+            &mut out,
+            &format!(
+                "{} could not see everything the test started (passed, not checked there):",
+                plural(run.not_watched.len(), "check")
+            ),
+            run.not_watched.iter().map(|check| (&check.test, check.describe())),
         );
-        for check in &run.not_watched {
-            let _ = writeln!(
-                out,
-                "    {}: {}  — {}",
-                check.test.binary,
-                check.test.name,
-                check.describe()
-            );
-        }
         let _ = writeln!(
             out,
             "    to check them: `spawn_local` on `#[tokio::test(flavor = \"local\")]` instead of a `LocalSet`; \
@@ -461,6 +449,14 @@ pub(crate) fn render(run: &Run) -> String {
     out
 }
 
+/// A blank line, `heading`, and one line per test: `binary: name  — detail`.
+fn test_section<'a>(out: &mut String, heading: &str, rows: impl Iterator<Item = (&'a TestId, String)>) {
+    let _ = writeln!(out);
+    let _ = writeln!(out, "  {heading}");
+    for (test, detail) in rows {
+        let _ = writeln!(out, "    {}: {}  — {detail}", test.binary, test.name);
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
