@@ -3,8 +3,7 @@
 //! crate under the test's own attribute. A small TOML subset: top-level
 //! keys, numbers, booleans, strings and arrays of strings.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -27,35 +26,37 @@ pub(crate) struct FileConfig {
 type Loaded = Result<Option<Arc<FileConfig>>, String>;
 
 /// The settings for the crate at `manifest_dir`: `None` without a file.
-/// Read and checked once per process and file.
 ///
 /// # Errors
 ///
 /// `file:line: problem` for a file that cannot be read or is malformed.
-pub(crate) fn for_crate(manifest_dir: &str) -> Loaded {
+fn for_crate(manifest_dir: &str) -> Loaded {
     let path = match std::env::var_os(PATH_VARIABLE) {
         Some(named) => Path::new(manifest_dir).join(named),
         None => Path::new(manifest_dir).join(FILE_NAME),
     };
-    static LOADED: Mutex<Option<HashMap<PathBuf, Loaded>>> = Mutex::new(None);
-    let mut loaded = LOADED.lock().unwrap_or_else(PoisonError::into_inner);
-    loaded
-        .get_or_insert_with(HashMap::new)
-        .entry(path.clone())
-        .or_insert_with(|| load(&path))
-        .clone()
+    load(&path)
 }
 
 /// The default options under the settings of the crate at `manifest_dir`.
+/// Read, checked and built once per process and crate: every check of a
+/// test pays only for a clone (its rules' regexes are shared).
 ///
 /// # Errors
 ///
 /// As [`for_crate`].
 pub(crate) fn options_for_crate(manifest_dir: &str) -> Result<Options, String> {
-    Ok(match for_crate(manifest_dir)? {
+    static BUILT: Mutex<Vec<(String, Result<Options, String>)>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((_, options)) = built.iter().find(|(dir, _)| dir == manifest_dir) {
+        return options.clone();
+    }
+    let options = for_crate(manifest_dir).map(|config| match config {
         Some(config) => config.apply(Options::new()),
         None => Options::new(),
-    })
+    });
+    built.push((manifest_dir.to_owned(), options.clone()));
+    options
 }
 
 fn load(path: &Path) -> Loaded {

@@ -24,8 +24,8 @@ pub(crate) enum Mode {
     Off,
 }
 
-/// The environment's settings, read once per check.
-#[derive(Debug)]
+/// The environment's settings, read once per process.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Settings {
     pub(crate) mode: Mode,
     min_retries: Option<u32>,
@@ -37,6 +37,13 @@ impl Settings {
     /// variable, the value and what it accepts.
     pub(crate) fn from_env() -> Result<Self, String> {
         Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`Settings::from_env`], read when the process's first check starts:
+    /// checks run on every test, and the variables are set for a run.
+    pub(crate) fn of_process() -> Result<Self, String> {
+        static SETTINGS: std::sync::OnceLock<Result<Settings, String>> = std::sync::OnceLock::new();
+        SETTINGS.get_or_init(Self::from_env).clone()
     }
 
     fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {

@@ -228,29 +228,33 @@ pub(crate) struct OwnerTag {
     previous: Option<String>,
 }
 
-/// Every tag handed out in this process: a thread carrying one that is not
-/// the current test's was started by another checked test.
-static ISSUED_TAGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// The number of the next tag handed out in this process.
+static NEXT_TAG: AtomicU64 = AtomicU64::new(1);
 
-/// Whether `kernel_name` is the tag of some checked test of this process.
+/// The tag's start: `tl`, its number, `~`.
+const TAG_PREFIX: &str = "tl";
+
+/// Whether `kernel_name` is the tag of some checked test of this process:
+/// `tl`, a number handed out already, `~`. Read from the name, not looked
+/// up, as checks run on every test. (A thread a test names so itself
+/// would pass for another test's.)
 pub(crate) fn is_issued_tag(kernel_name: &str) -> bool {
-    ISSUED_TAGS
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .any(|tag| tag == kernel_name)
+    kernel_name
+        .strip_prefix(TAG_PREFIX)
+        .and_then(|rest| rest.split_once('~'))
+        .and_then(|(number, _)| number.parse::<u64>().ok())
+        .is_some_and(|number| number >= 1 && number < NEXT_TAG.load(Ordering::Relaxed))
 }
 
 impl OwnerTag {
     pub(crate) fn mark(test: &str) -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
         let previous = proc_threads::current_name();
         // libtest's name for the test: what threads its thread starts
         // unnamed outside the mark carry, never a name of their own.
         crate::test_names::record_test_thread(previous.clone());
         // The kernel keeps 15 bytes: a unique number, then what fits of the
         // test's own name for whoever reads `top -H`.
-        let mut tag = format!("tl{}~", NEXT.fetch_add(1, Ordering::Relaxed));
+        let mut tag = format!("{TAG_PREFIX}{}~", NEXT_TAG.fetch_add(1, Ordering::Relaxed));
         let short = test.rsplit("::").next().unwrap_or(test);
         tag.extend(
             short
@@ -259,12 +263,6 @@ impl OwnerTag {
                 .take(15usize.saturating_sub(tag.len())),
         );
         let tag = proc_threads::set_current_name(&tag).ok().map(|()| tag);
-        if let Some(tag) = &tag {
-            ISSUED_TAGS
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(tag.clone());
-        }
         OwnerTag { tag, previous }
     }
 
@@ -366,6 +364,7 @@ mod tests {
                 let tag = OwnerTag::mark("module::a_rather_long_test_name");
                 let tag = tag.tag().expect("renamed").to_owned();
                 assert!(tag.starts_with("tl") && tag.len() <= 15, "{tag}");
+                assert!(is_issued_tag(&tag), "{tag}");
                 let inherited = std::thread::spawn(proc_threads::current_name).join().expect("child");
                 assert_eq!(inherited.as_deref(), Some(tag.as_str()));
             }
@@ -373,5 +372,16 @@ mod tests {
         })
         .join()
         .expect("thread");
+    }
+
+    #[test]
+    fn only_names_shaped_as_a_tag_handed_out_are_tags() {
+        let handed_out = NEXT_TAG.fetch_add(1, Ordering::Relaxed);
+        assert!(is_issued_tag(&format!("tl{handed_out}~x")));
+        assert!(is_issued_tag(&format!("tl{handed_out}~")));
+        assert!(!is_issued_tag(&format!("tl{}~x", u64::MAX)), "not handed out yet");
+        for other in ["tl0~x", "tl~x", "tl12", "tokio-rt-worker", "tlx~", ""] {
+            assert!(!is_issued_tag(other), "{other}");
+        }
     }
 }

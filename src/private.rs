@@ -289,7 +289,7 @@ pub fn run_tokio_test<T>(
 /// at the test (`match`, not closures: `#[track_caller]` reaches through).
 #[track_caller]
 fn settings_and_options(spec: &TestSpec) -> (Settings, Options) {
-    let settings = match Settings::from_env() {
+    let settings = match Settings::of_process() {
         Ok(settings) => settings,
         Err(error) => panic!("taskleak: {error}"),
     };

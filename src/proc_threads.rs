@@ -159,10 +159,7 @@ mod platform {
 
     use crate::task_listing::list_once;
 
-    /// See [`crate::task_listing::last_pid`].
-    pub(crate) fn last_pid() -> Option<i32> {
-        crate::task_listing::last_pid()
-    }
+    pub(crate) use crate::task_listing::{boot_ticks, handed_out, has_thread, is_handed_out, last_pid};
 
     #[cfg(test)]
     pub(crate) fn list() -> Result<Vec<KernelThread>, String> {
@@ -323,6 +320,18 @@ mod platform {
     pub(crate) fn ids() -> Result<Vec<i32>, String> {
         Err("threads are listed from /proc, which only Linux has".to_owned())
     }
+    pub(crate) fn boot_ticks() -> Option<u64> {
+        None
+    }
+    pub(crate) fn handed_out(_before: i32, _now: i32, _limit: usize) -> Option<Vec<i32>> {
+        None
+    }
+    pub(crate) fn is_handed_out(_pid: i32, _before: i32, _now: i32) -> bool {
+        false
+    }
+    pub(crate) fn has_thread(_tid: i32) -> Result<bool, String> {
+        Err("threads are listed from /proc, which only Linux has".to_owned())
+    }
     pub(crate) fn count() -> Option<usize> {
         None
     }
@@ -355,8 +364,8 @@ mod platform {
 #[cfg(all(test, target_os = "linux"))]
 pub(crate) use platform::list;
 pub(crate) use platform::{
-    blocked_call, count, current_name, current_tid, describe_fd, ids, last_pid, peer_closed_sockets, read,
-    set_current_name, syscall_name,
+    blocked_call, boot_ticks, count, current_name, current_tid, describe_fd, handed_out, has_thread, ids,
+    is_handed_out, last_pid, peer_closed_sockets, read, set_current_name, syscall_name,
 };
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use crate::report::{LeakReport, Scope, TaskState};
 use crate::stack::StackFrame;
@@ -93,19 +94,27 @@ fn header(binary: &str, test: Option<&str>, scope: Scope, verdict: Verdict) -> S
 /// Appends the line `to_json` makes (given the binary's name) to this
 /// process's record file, if records are asked for.
 fn append(to_json: impl FnOnce(&str) -> String) {
-    let Some(dir) = std::env::var_os(DIR_VARIABLE).filter(|dir| !dir.is_empty()) else {
+    // Where, worked out once per process: a record is written per test.
+    static FILE: OnceLock<Option<(String, PathBuf)>> = OnceLock::new();
+    let Some((binary, path)) = FILE
+        .get_or_init(|| {
+            let dir = std::env::var_os(DIR_VARIABLE).filter(|dir| !dir.is_empty())?;
+            let binary = binary_name();
+            let path = PathBuf::from(dir).join(format!("{binary}-{}.jsonl", std::process::id()));
+            Some((binary, path))
+        })
+        .as_ref()
+    else {
         return;
     };
-    let binary = binary_name();
-    let path = PathBuf::from(dir).join(format!("{binary}-{}.jsonl", std::process::id()));
-    let mut line = to_json(&binary);
+    let mut line = to_json(binary);
     line.push('\n');
     // One `write` of the whole line, appended: records of the threads of
     // one process never interleave.
     let written = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&path)
+        .open(path)
         .and_then(|mut file| file.write_all(line.as_bytes()));
     if let Err(error) = written {
         eprintln!("taskleak: could not write the leak record {}: {error}", path.display());

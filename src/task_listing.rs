@@ -31,6 +31,81 @@ static TASK_DIR: Mutex<Option<TaskDir>> = Mutex::new(None);
 ///
 /// When `/proc/self/task` cannot be opened or read.
 pub(crate) fn list_once() -> Result<Vec<i32>, String> {
+    with_task_dir(|TaskDir { dir, buffer, .. }| {
+        dir.seek(SeekFrom::Start(0)).map_err(cannot_list)?;
+        let mut ids = Vec::new();
+        loop {
+            let capacity = buffer.len() * 8;
+            // SAFETY: `getdents64` writes at most `capacity` bytes into the
+            // buffer, which is `capacity` bytes long (u64s, so aligned for the
+            // entries' 8-byte fields), from an open directory descriptor.
+            let filled = unsafe {
+                libc::syscall(
+                    libc::SYS_getdents64,
+                    dir.as_raw_fd(),
+                    buffer.as_mut_ptr().cast::<u8>(),
+                    capacity,
+                )
+            };
+            let Ok(filled) = usize::try_from(filled) else {
+                return Err(cannot_list(std::io::Error::last_os_error()));
+            };
+            if filled == 0 {
+                break;
+            }
+            // SAFETY: the kernel initialized `filled` bytes of the buffer, and
+            // `filled <= capacity`, its length in bytes.
+            let bytes = unsafe { std::slice::from_raw_parts(buffer.as_ptr().cast::<u8>(), filled) };
+            ids.extend(thread_ids(bytes));
+            // The kernel fills the buffer until the list ends: room left for
+            // another entry means it has.
+            if capacity - filled >= LARGEST_ENTRY {
+                break;
+            }
+        }
+        Ok(ids)
+    })
+}
+
+/// Whether this process has a thread `tid`: one `fstatat` of its entry in
+/// `/proc/self/task`, the directory kept open, and no allocation. Cheaper
+/// than a listing for a few ids.
+///
+/// # Errors
+///
+/// When `/proc/self/task` cannot be opened.
+pub(crate) fn has_thread(tid: i32) -> Result<bool, String> {
+    // The id in decimal and a NUL: at most 10 digits.
+    let mut name = [0u8; 12];
+    let mut at = name.len() - 1;
+    let mut rest = u32::try_from(tid).map_err(|_| format!("{tid} is not a thread id"))?;
+    loop {
+        at -= 1;
+        name[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    with_task_dir(|TaskDir { dir, .. }| {
+        let mut status = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: `name[at..]` is a NUL-terminated string (the last byte is
+        // 0), `status` has room for one `stat`, and `dir` is an open
+        // directory descriptor.
+        let found = unsafe {
+            libc::fstatat(
+                dir.as_raw_fd(),
+                name[at..].as_ptr().cast(),
+                status.as_mut_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        } == 0;
+        Ok(found)
+    })
+}
+
+/// Runs `look` on `/proc/self/task`, opened once per process.
+fn with_task_dir<T>(look: impl FnOnce(&mut TaskDir) -> Result<T, String>) -> Result<T, String> {
     let mut task_dir = TASK_DIR.lock().unwrap_or_else(PoisonError::into_inner);
     // A forked child would list its parent's threads through the old one.
     if task_dir.as_ref().is_none_or(|open| open.pid != std::process::id()) {
@@ -40,41 +115,10 @@ pub(crate) fn list_once() -> Result<Vec<i32>, String> {
             buffer: vec![0; BUFFER / 8],
         });
     }
-    let Some(TaskDir { dir, buffer, .. }) = task_dir.as_mut() else {
-        unreachable!("opened above")
-    };
-    dir.seek(SeekFrom::Start(0)).map_err(cannot_list)?;
-    let mut ids = Vec::new();
-    loop {
-        let capacity = buffer.len() * 8;
-        // SAFETY: `getdents64` writes at most `capacity` bytes into the
-        // buffer, which is `capacity` bytes long (u64s, so aligned for the
-        // entries' 8-byte fields), from an open directory descriptor.
-        let filled = unsafe {
-            libc::syscall(
-                libc::SYS_getdents64,
-                dir.as_raw_fd(),
-                buffer.as_mut_ptr().cast::<u8>(),
-                capacity,
-            )
-        };
-        let Ok(filled) = usize::try_from(filled) else {
-            return Err(cannot_list(std::io::Error::last_os_error()));
-        };
-        if filled == 0 {
-            break;
-        }
-        // SAFETY: the kernel initialized `filled` bytes of the buffer, and
-        // `filled <= capacity`, its length in bytes.
-        let bytes = unsafe { std::slice::from_raw_parts(buffer.as_ptr().cast::<u8>(), filled) };
-        ids.extend(thread_ids(bytes));
-        // The kernel fills the buffer until the list ends: room left for
-        // another entry means it has.
-        if capacity - filled >= LARGEST_ENTRY {
-            break;
-        }
+    match task_dir.as_mut() {
+        Some(open) => look(open),
+        None => unreachable!("opened above"),
     }
-    Ok(ids)
 }
 
 fn cannot_list(error: std::io::Error) -> String {
@@ -114,6 +158,60 @@ pub(crate) fn last_pid() -> Option<i32> {
     std::str::from_utf8(&text[..read]).ok()?.trim().parse().ok()
 }
 
+/// The pids the kernel handed out after `before` up to `now` (two reads of
+/// [`last_pid`]), when they are at most `limit`: the kernel hands pids out
+/// in increasing order and wraps from `pid_max` back to the low ones.
+/// `None` when there are more (probing each would cost more than a listing)
+/// or `pid_max` cannot be read.
+pub(crate) fn handed_out(before: i32, now: i32, limit: usize) -> Option<Vec<i32>> {
+    // `pid_max` itself is never handed out.
+    // Up to `now`, or up to `pid_max` (never handed out itself) and on
+    // from 1 to `now`.
+    let (high_end, low_end) = if now >= before { (now, 0) } else { (pid_max()? - 1, now) };
+    let count = (high_end - before).max(0) + low_end;
+    (usize::try_from(count).ok()? <= limit).then(|| (before + 1..=high_end).chain(1..=low_end).collect())
+}
+
+/// Whether `pid` is among those [`handed_out`] after `before` up to `now`.
+pub(crate) fn is_handed_out(pid: i32, before: i32, now: i32) -> bool {
+    if now >= before {
+        pid > before && pid <= now
+    } else {
+        pid > before || pid <= now
+    }
+}
+
+/// The kernel's `pid_max`, read once: where it wraps back to low pids.
+fn pid_max() -> Option<i32> {
+    static PID_MAX: OnceLock<Option<i32>> = OnceLock::new();
+    *PID_MAX.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/pid_max")
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// Clock ticks since boot, as `/proc/<pid>/task/<tid>/stat` counts a
+/// thread's start (`starttime`: `CLOCK_BOOTTIME` in `USER_HZ` ticks, cut
+/// down): a thread started after this call shows a start no earlier.
+pub(crate) fn boot_ticks() -> Option<u64> {
+    static NANOS_PER_TICK: OnceLock<Option<u64>> = OnceLock::new();
+    let nanos_per_tick = (*NANOS_PER_TICK.get_or_init(|| {
+        // SAFETY: `sysconf` has no preconditions.
+        let ticks_per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).ok()?;
+        1_000_000_000u64.checked_div(ticks_per_second)
+    }))?;
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `clock_gettime` writes one `timespec` into `now`, which is one.
+    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut now) } != 0 {
+        return None;
+    }
+    let nanos = u64::try_from(now.tv_sec).ok()? * 1_000_000_000 + u64::try_from(now.tv_nsec).ok()?;
+    Some(nanos / nanos_per_tick)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,16 +225,23 @@ mod tests {
         });
         let parked_tid = tid.recv().expect("the parked thread's id");
         let own = crate::proc_threads::current_tid();
-        // Twice: the second listing rewinds the directory kept open.
-        for _ in 0..2 {
-            let listed = list_once().expect("a listing");
-            assert!(listed.contains(&own) && listed.contains(&parked_tid), "{listed:?}");
-        }
-        let by_read_dir: Vec<i32> = std::fs::read_dir("/proc/self/task")
-            .expect("read_dir")
-            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-            .collect();
-        assert!(by_read_dir.contains(&own) && by_read_dir.contains(&parked_tid));
+        // A thread of another test exiting during a listing can make it
+        // skip a live one (hence `proc_threads::ids`): each kind of listing
+        // is taken until one shows both, which one soon does.
+        let shows_both = |listed: &[i32]| listed.contains(&own) && listed.contains(&parked_tid);
+        // More than once: later listings rewind the directory kept open.
+        let showing = (0..100)
+            .filter(|_| shows_both(&list_once().expect("a listing")))
+            .take(2)
+            .count();
+        assert_eq!(showing, 2);
+        let by_read_dir = || -> Vec<i32> {
+            std::fs::read_dir("/proc/self/task")
+                .expect("read_dir")
+                .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        };
+        assert!((0..100).any(|_| shows_both(&by_read_dir())));
         parked.thread().unpark();
         parked.join().expect("joined");
     }
@@ -166,5 +271,61 @@ mod tests {
         };
         std::thread::spawn(|| ()).join().expect("joined");
         assert_ne!(last_pid(), Some(before));
+    }
+    #[test]
+    fn a_thread_is_found_while_alive_and_not_after_it_is_joined() {
+        let (sender, tid) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            sender.send(crate::proc_threads::current_tid()).expect("sent");
+            std::thread::park();
+        });
+        let tid = tid.recv().expect("the thread's id");
+        assert_eq!(has_thread(tid), Ok(true));
+        assert_eq!(has_thread(crate::proc_threads::current_tid()), Ok(true));
+        thread.thread().unpark();
+        thread.join().expect("joined");
+        // Joined: the kernel has cleared its id, and its entry goes with it.
+        let mut gone = false;
+        for _ in 0..1000 {
+            gone = has_thread(tid) == Ok(false);
+            if gone {
+                break;
+            }
+            std::thread::yield_now();
+        }
+        assert!(gone, "thread {tid} still listed");
+        assert_eq!(has_thread(i32::MAX), Ok(false));
+        assert!(has_thread(-1).is_err());
+    }
+
+    #[test]
+    fn pids_handed_out_are_counted_across_the_wrap() {
+        assert_eq!(handed_out(10, 13, 8), Some(vec![11, 12, 13]));
+        assert_eq!(handed_out(10, 30, 8), None);
+        assert!(is_handed_out(11, 10, 13) && is_handed_out(13, 10, 13));
+        assert!(!is_handed_out(10, 10, 13) && !is_handed_out(14, 10, 13));
+        let Some(max) = pid_max() else { return };
+        assert_eq!(handed_out(max - 2, 2, 8), Some(vec![max - 1, 1, 2]));
+        assert!(is_handed_out(max - 1, max - 2, 2) && is_handed_out(1, max - 2, 2));
+        assert!(!is_handed_out(max - 2, max - 2, 2) && !is_handed_out(3, max - 2, 2));
+    }
+
+    #[test]
+    fn a_thread_started_after_a_boot_tick_reading_shows_no_earlier_start() {
+        let Some(before) = boot_ticks() else { return };
+        let (sender, tid) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            sender.send(crate::proc_threads::current_tid()).expect("sent");
+            std::thread::park();
+        });
+        let tid = tid.recv().expect("the thread's id");
+        let started = crate::proc_threads::read(tid).expect("alive").key.started;
+        thread.thread().unpark();
+        thread.join().expect("joined");
+        let own = crate::proc_threads::read(crate::proc_threads::current_tid()).expect("alive");
+        assert!(started >= before, "started {started}, reading {before}");
+        // This thread started before the reading.
+        assert!(own.key.started <= before);
+        assert!(boot_ticks().expect("again") >= started);
     }
 }

@@ -15,6 +15,8 @@ const COMM_BYTES: usize = 15;
 
 /// Kernel names checked tests' threads had before taskleak marked them:
 /// libtest's names for those tests, seen as each began.
+/// A list with repeats, added to on every check and looked up only for a
+/// thread that outlived its test: recording must cost next to nothing.
 static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 /// Whether this process is a libtest binary, whose `--list` lists its
@@ -32,10 +34,7 @@ pub(crate) fn record_test_thread(kernel_name: Option<String>) {
     let Some(name) = kernel_name.filter(|name| !name.is_empty()) else {
         return;
     };
-    let mut seen = SEEN.lock().unwrap_or_else(PoisonError::into_inner);
-    if !seen.contains(&name) {
-        seen.push(name);
-    }
+    SEEN.lock().unwrap_or_else(PoisonError::into_inner).push(name);
 }
 
 /// The kernel name `name` becomes: its first 15 bytes, as the kernel and

@@ -2,7 +2,7 @@
 //! started that are still alive — settled, tied to the test, classified
 //! from the kernel's view and their native stacks, filtered and grouped.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -31,8 +31,10 @@ const OWN_TIMER_THREAD: &str = "taskleak-timer";
 const TOKIO_THREADS: [&str; 2] = ["tokio-rt-worker", "tokio-runtime-w"];
 
 /// The threads of the test's own tokio runtime, recorded as each starts.
+/// A list: a runtime has a few, and a hash set would cost each new test
+/// thread a `getrandom` call for its keys.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct RuntimeThreads(Arc<Mutex<HashSet<i32>>>);
+pub(crate) struct RuntimeThreads(Arc<Mutex<Vec<i32>>>);
 
 impl RuntimeThreads {
     /// Call on each runtime thread as it starts (`on_thread_start`).
@@ -40,7 +42,7 @@ impl RuntimeThreads {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(proc_threads::current_tid());
+            .push(proc_threads::current_tid());
     }
 
     pub(crate) fn contains(&self, tid: i32) -> bool {
@@ -54,14 +56,8 @@ impl RuntimeThreads {
 /// name, until dropped.
 #[derive(Debug)]
 pub(crate) struct ThreadSnapshot {
-    /// Thread ids alive before the body. The kernel hands an id out again
-    /// only after cycling through `pid_max` others (32 768 at the least),
-    /// so within one test an id names one thread.
-    before: HashSet<i32>,
-    /// The kernel's last-handed-out pid, read before `before` was listed:
-    /// while it reads the same, no thread has started since, and a check
-    /// lists nothing.
-    last_pid: Option<i32>,
+    /// What tells the threads started since the snapshot from the others.
+    before: Before,
     own_tid: i32,
     tag: Option<OwnerTag>,
     /// Whether no unchecked test can start a thread during this test.
@@ -73,6 +69,75 @@ pub(crate) struct ThreadSnapshot {
     shared: Option<RuntimeThreads>,
     // Last: released after the name is restored.
     _turn: Option<Turn>,
+}
+
+/// Pids handed out since a snapshot probed one by one, at most: beyond,
+/// one listing of the process's threads costs less.
+const PROBES: usize = 16;
+
+/// What tells the threads started since a snapshot from those alive
+/// before it.
+#[derive(Debug)]
+enum Before {
+    /// The ids of every thread alive then, listed.
+    Listed(HashSet<i32>),
+    /// Nothing listed: the kernel's last-handed-out pid then, and the clock
+    /// tick it was read in. A thread started since has a pid handed out
+    /// since, and started no earlier than that tick. A thread alive before
+    /// can hold such a pid only if the kernel has wrapped around `pid_max`
+    /// since it started; its start time rules it out.
+    Since { last_pid: i32, tick: u64 },
+}
+
+impl Before {
+    /// The cheapest snapshot that works here; `None` when threads cannot
+    /// be listed.
+    fn now() -> Option<Self> {
+        // The tick first: a thread with a pid handed out after the read
+        // below started after it.
+        if let Some(tick) = proc_threads::boot_ticks()
+            && let Some(last_pid) = proc_threads::last_pid()
+        {
+            return Some(Before::Since { last_pid, tick });
+        }
+        Some(Before::Listed(proc_threads::ids().ok()?.into_iter().collect()))
+    }
+
+    /// Ids of threads that may have started since, some of them perhaps
+    /// not this process's or already gone: with no pid handed out since,
+    /// none; with a few, those pids (probed by reading them); otherwise the
+    /// listed threads.
+    fn started_since(&self) -> Vec<i32> {
+        let listed = || proc_threads::ids().unwrap_or_default();
+        match self {
+            Before::Listed(before) => listed().into_iter().filter(|tid| !before.contains(tid)).collect(),
+            Before::Since { last_pid, .. } => match proc_threads::last_pid() {
+                Some(now) if now == *last_pid => Vec::new(),
+                Some(now) => match proc_threads::handed_out(*last_pid, now, PROBES) {
+                    // Mostly other processes' pids, or threads gone already.
+                    Some(pids) => pids
+                        .into_iter()
+                        .filter(|tid| proc_threads::has_thread(*tid) != Ok(false))
+                        .collect(),
+                    None => {
+                        let handed_out = |tid: &i32| proc_threads::is_handed_out(*tid, *last_pid, now);
+                        listed().into_iter().filter(handed_out).collect()
+                    }
+                },
+                // Unreadable since: every thread, judged by start time.
+                None => listed(),
+            },
+        }
+    }
+
+    /// Whether `thread`, one of [`Before::started_since`], started after
+    /// the snapshot rather than holding a pid from before a wrap.
+    fn started_since_snapshot(&self, thread: &KernelThread) -> bool {
+        match self {
+            Before::Listed(_) => true,
+            Before::Since { tick, .. } => thread.key.started >= *tick,
+        }
+    }
 }
 
 impl ThreadSnapshot {
@@ -87,11 +152,9 @@ impl ThreadSnapshot {
         let turn = Turn::wait(serial);
         let runner = crate::isolation::runner();
         let tag = OwnerTag::mark(test);
-        let last_pid = proc_threads::last_pid();
-        let before = proc_threads::ids().ok()?.into_iter().collect();
+        let before = Before::now()?;
         Some(ThreadSnapshot {
             before,
-            last_pid,
             own_tid: proc_threads::current_tid(),
             tag: Some(tag),
             alone: turn.alone_after_refill(&runner),
@@ -107,8 +170,7 @@ impl ThreadSnapshot {
     /// the thread that checks.
     pub(crate) fn of_process(before: HashSet<i32>, reason: &'static str) -> Self {
         ThreadSnapshot {
-            before,
-            last_pid: None,
+            before: Before::Listed(before),
             own_tid: proc_threads::current_tid(),
             tag: None,
             alone: true,
@@ -152,7 +214,9 @@ impl ThreadSnapshot {
         let cwd = || cwd.get_or_init(source_root).as_deref();
         let mut captures = 0;
         // Judged early: not leaks (`None`), or leaks described then.
-        let mut early: HashMap<ThreadKey, Option<(LeakedThread, bool)>> = HashMap::new();
+        // Ordered, not hashed: a hash map would cost each test thread a
+        // `getrandom` call for its keys.
+        let mut early: BTreeMap<ThreadKey, Option<(LeakedThread, bool)>> = BTreeMap::new();
         let mut judge_early = options.ignore.needs_stacks() || options.ignore.has_dependencies();
         let mut left = self.fresh(options);
         while !left.is_empty() && findings.retries < options.retries() {
@@ -233,23 +297,19 @@ impl ThreadSnapshot {
     /// the test's own thread, checked tests' threads, taskleak's, and those
     /// ignored by name.
     fn fresh(&self, options: &Options) -> Vec<KernelThread> {
-        if self.last_pid.is_some() && proc_threads::last_pid() == self.last_pid {
-            return Vec::new();
-        }
-        let Ok(ids) = proc_threads::ids() else {
-            return Vec::new();
-        };
-        ids.into_iter()
+        self.before
+            .started_since()
+            .into_iter()
             .filter(|tid| {
-                !self.before.contains(tid)
-                    && *tid != self.own_tid
+                *tid != self.own_tid
                     && !is_checked_test_thread(*tid)
                     && !self.shared.as_ref().is_some_and(|shared| shared.contains(*tid))
             })
             // Only new threads are read: a clean test reads no thread's file.
             .filter_map(proc_threads::read)
             .filter(|thread| {
-                thread.name != OWN_TIMER_THREAD
+                self.before.started_since_snapshot(thread)
+                    && thread.name != OWN_TIMER_THREAD
                     && !is_gone(thread.state)
                     // Another checked test's (or what it left behind).
                     && (self.tag() == Some(thread.name.as_str()) || !is_issued_tag(&thread.name))
