@@ -105,8 +105,8 @@ impl Before {
 
     /// Ids of threads that may have started since, some of them perhaps
     /// not this process's or already gone: with no pid handed out since,
-    /// none; with a few, those pids (probed by reading them); otherwise the
-    /// listed threads.
+    /// none; with a few, those of them this process has a thread for;
+    /// otherwise the listed threads with such pids.
     fn started_since(&self) -> Vec<i32> {
         let listed = || proc_threads::ids().unwrap_or_default();
         match self {
@@ -142,8 +142,9 @@ impl Before {
 
 impl ThreadSnapshot {
     /// Waits for the test's turn if it is `serial`, marks the test's thread
-    /// (see [`OwnerTag`]) and lists the threads alive. `None`, said once on
-    /// stderr, where threads cannot be listed.
+    /// (see [`OwnerTag`]) and notes what tells the threads started from now
+    /// on from the others ([`Before`]). `None`, said once on stderr, where
+    /// threads cannot be listed.
     pub(crate) fn begin(test: &str, serial: bool) -> Option<Self> {
         if let Err(reason) = crate::isolation::threads_checkable() {
             crate::isolation::say_once(&format!("taskleak: threads are not checked in this process: {reason}"));
