@@ -71,8 +71,8 @@ pub(crate) struct ThreadSnapshot {
     _turn: Option<Turn>,
 }
 
-/// Pids handed out since a snapshot probed one by one, at most: beyond,
-/// one listing of the process's threads costs less.
+/// The most pids handed out since a snapshot that are looked up one by
+/// one: past that, one listing of the process's threads costs less.
 const PROBES: usize = 16;
 
 /// What tells the threads started since a snapshot from those alive
