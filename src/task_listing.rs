@@ -202,14 +202,19 @@ pub(crate) fn boot_ticks() -> Option<u64> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_listing_names_this_thread_and_a_parked_one_as_read_dir_does() {
-        let (tid_sender, tid) = std::sync::mpsc::channel();
-        let parked = std::thread::spawn(move || {
-            tid_sender.send(crate::proc_threads::current_tid()).expect("sent");
+    /// A thread that waits to be unparked, and its id.
+    fn parked_thread() -> (std::thread::JoinHandle<()>, i32) {
+        let (sender, tid) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            sender.send(crate::proc_threads::current_tid()).expect("sent");
             std::thread::park();
         });
-        let parked_tid = tid.recv().expect("the parked thread's id");
+        (thread, tid.recv().expect("the thread's id"))
+    }
+
+    #[test]
+    fn a_listing_names_this_thread_and_a_parked_one_as_read_dir_does() {
+        let (parked, parked_tid) = parked_thread();
         let own = crate::proc_threads::current_tid();
         // A thread of another test exiting during a listing can make it
         // skip a live one (hence `proc_threads::ids`): each kind of listing
@@ -260,12 +265,7 @@ mod tests {
     }
     #[test]
     fn a_thread_is_found_while_alive_and_not_after_it_is_joined() {
-        let (sender, tid) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            sender.send(crate::proc_threads::current_tid()).expect("sent");
-            std::thread::park();
-        });
-        let tid = tid.recv().expect("the thread's id");
+        let (thread, tid) = parked_thread();
         assert_eq!(has_thread(tid), Ok(true));
         assert_eq!(has_thread(crate::proc_threads::current_tid()), Ok(true));
         thread.thread().unpark();
@@ -300,12 +300,7 @@ mod tests {
     #[test]
     fn a_thread_started_after_a_boot_tick_reading_shows_no_earlier_start() {
         let Some(before) = boot_ticks() else { return };
-        let (sender, tid) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            sender.send(crate::proc_threads::current_tid()).expect("sent");
-            std::thread::park();
-        });
-        let tid = tid.recv().expect("the thread's id");
+        let (thread, tid) = parked_thread();
         let started = crate::proc_threads::read(tid).expect("alive").key.started;
         thread.thread().unpark();
         thread.join().expect("joined");
