@@ -102,7 +102,7 @@ mod platform {
     }
 
     fn stacks_in(dump: &tokio::runtime::Dump, wanted: &(dyn Fn(u64) -> bool + Sync)) -> HashMap<u64, Arc<AsyncStack>> {
-        use crate::registry::raw_id;
+        use crate::task_id::raw_id;
 
         let cwd = crate::stack::source_root();
         // Resolving symbols is the expensive part, and leaks come in crowds of

@@ -249,6 +249,7 @@ mod snapshot;
 mod source;
 mod stack;
 mod task_dump;
+mod task_id;
 #[cfg(target_os = "linux")]
 mod task_listing;
 mod test_count;

@@ -159,7 +159,7 @@ mod tests {
             .name("refresher")
             .spawn(async {})
             .expect("spawned");
-        assert_eq!(take(crate::registry::raw_id(task.id())).as_deref(), Some("refresher"));
+        assert_eq!(take(crate::task_id::raw_id(task.id())).as_deref(), Some("refresher"));
     }
 
     #[test]

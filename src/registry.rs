@@ -2,14 +2,14 @@
 //! alive, where each was spawned, and which one a thread is polling.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Poll, Waker};
 
 use crate::error::Error;
-use crate::snapshot::Snapshot;
+use crate::task_id::raw_id;
 
 /// Watches one tokio runtime's tasks through its task hooks, so that a
 /// [`Snapshot`] can later tell which tasks were started after it and never
@@ -80,54 +80,6 @@ impl Tracker {
         }
         #[cfg(not(tokio_unstable))]
         let _ = builder;
-    }
-
-    /// Records the tasks alive right now on the current runtime. Later,
-    /// [`Snapshot::verify`] reports those started since that never ended.
-    ///
-    /// ```
-    /// # let tracker = taskleak::Tracker::new();
-    /// # let mut builder = tokio::runtime::Builder::new_current_thread();
-    /// # tracker.install(&mut builder);
-    /// # let runtime = builder.enable_all().build()?;
-    /// runtime.block_on(async {
-    ///     let snapshot = tracker.snapshot()?;
-    ///     # let _ = snapshot;
-    ///     Ok::<(), taskleak::Error>(())
-    /// })?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NoRuntime`] outside a runtime; [`Error::NotInstalled`] when
-    /// built with `--cfg tokio_unstable` and this tracker was not installed on
-    /// the current runtime (it would see nothing, so every check would pass).
-    pub fn snapshot(&self) -> Result<Snapshot, Error> {
-        let handle = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
-        self.snapshot_of(&handle)
-    }
-
-    /// [`Tracker::snapshot`] of the runtime `handle` belongs to, from
-    /// anywhere (e.g. a global runtime, before any test uses it).
-    ///
-    /// ```
-    /// # let tracker = taskleak::Tracker::new();
-    /// # let mut builder = tokio::runtime::Builder::new_multi_thread();
-    /// # tracker.install(&mut builder);
-    /// # let runtime = builder.enable_all().build()?;
-    /// let snapshot = tracker.snapshot_of(runtime.handle())?;
-    /// # let _ = snapshot;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NotInstalled`] as for [`Tracker::snapshot`].
-    pub fn snapshot_of(&self, handle: &tokio::runtime::Handle) -> Result<Snapshot, Error> {
-        #[cfg(tokio_unstable)]
-        self.registry.ensure_installed_on(handle)?;
-        Ok(Snapshot::new(self.clone(), handle.clone()))
     }
 }
 
@@ -383,31 +335,6 @@ impl Hasher for IdHasher {
     }
 }
 
-/// tokio's task ids are process-wide and unique, but their numeric value is
-/// not public: `Id` derives `Hash` over a `NonZeroU64`, which feeds that
-/// number to `Hasher::write_u64`, so a hasher that keeps it recovers it.
-pub(crate) fn raw_id(id: tokio::task::Id) -> u64 {
-    #[derive(Default)]
-    struct KeepU64(u64);
-    impl Hasher for KeepU64 {
-        fn finish(&self) -> u64 {
-            self.0
-        }
-        fn write(&mut self, bytes: &[u8]) {
-            // Not reached for `Id`; fold anything else in deterministically.
-            for byte in bytes {
-                self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
-            }
-        }
-        fn write_u64(&mut self, value: u64) {
-            self.0 = value;
-        }
-    }
-    let mut hasher = KeepU64::default();
-    id.hash(&mut hasher);
-    hasher.finish()
-}
-
 /// Which task each thread is polling right now, so a check can tell a task
 /// that runs without ever yielding (and would hang a task dump) from one
 /// that waits.
@@ -492,14 +419,6 @@ pub(crate) mod poll_slots {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn raw_id_matches_the_displayed_id() {
-        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-        let handle = runtime.spawn(async {});
-        let id = handle.id();
-        assert_eq!(raw_id(id).to_string(), id.to_string());
-    }
 
     #[cfg(tokio_unstable)]
     #[test]

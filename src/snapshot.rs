@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use tokio::runtime::Handle;
 
+use crate::error::Error;
 use crate::options::Options;
 use crate::registry::Tracker;
 use crate::report::{Detail, LeakReport, Scope};
@@ -380,5 +381,57 @@ impl Snapshot {
             threads: Default::default(),
             scope: Scope::Test,
         })
+    }
+}
+
+/// How a tracker takes snapshots (here, beside what they are: the
+/// registry knows nothing of snapshots).
+impl Tracker {
+    /// Records the tasks alive right now on the current runtime. Later,
+    /// [`Snapshot::verify`] reports those started since that never ended.
+    ///
+    /// ```
+    /// # let tracker = taskleak::Tracker::new();
+    /// # let mut builder = tokio::runtime::Builder::new_current_thread();
+    /// # tracker.install(&mut builder);
+    /// # let runtime = builder.enable_all().build()?;
+    /// runtime.block_on(async {
+    ///     let snapshot = tracker.snapshot()?;
+    ///     # let _ = snapshot;
+    ///     Ok::<(), taskleak::Error>(())
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoRuntime`] outside a runtime; [`Error::NotInstalled`] when
+    /// built with `--cfg tokio_unstable` and this tracker was not installed on
+    /// the current runtime (it would see nothing, so every check would pass).
+    pub fn snapshot(&self) -> Result<Snapshot, Error> {
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        self.snapshot_of(&handle)
+    }
+
+    /// [`Tracker::snapshot`] of the runtime `handle` belongs to, from
+    /// anywhere (e.g. a global runtime, before any test uses it).
+    ///
+    /// ```
+    /// # let tracker = taskleak::Tracker::new();
+    /// # let mut builder = tokio::runtime::Builder::new_multi_thread();
+    /// # tracker.install(&mut builder);
+    /// # let runtime = builder.enable_all().build()?;
+    /// let snapshot = tracker.snapshot_of(runtime.handle())?;
+    /// # let _ = snapshot;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotInstalled`] as for [`Tracker::snapshot`].
+    pub fn snapshot_of(&self, handle: &tokio::runtime::Handle) -> Result<Snapshot, Error> {
+        #[cfg(tokio_unstable)]
+        self.registry.ensure_installed_on(handle)?;
+        Ok(Snapshot::new(self.clone(), handle.clone()))
     }
 }

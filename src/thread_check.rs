@@ -972,9 +972,15 @@ mod tests {
             return Ok(());
         };
         assert!(found.leaked.is_empty(), "{:?}", found.leaked);
-        // The whole grace period would be about 4.5 s (40 retries, up to
-        // 200 ms each); what is left is one capture and its symbolization.
-        assert!(found.waited < Duration::from_secs(2), "waited {:?}", found.waited);
+        // Judged early and no longer waited for: the grace period stopped
+        // short of its 40 retries (about 4.5 s). Counted, not timed: the
+        // capture's symbolization takes seconds on a loaded machine.
+        assert!(
+            found.retries < 40,
+            "{} retries, waited {:?}",
+            found.retries,
+            found.waited
+        );
         Ok(())
     }
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 
-use crate::registry::raw_id;
+use crate::task_id::raw_id;
 
 /// How many recent ids are remembered: a window spanning more ids than
 /// half of this is judged on its most recent ones only.

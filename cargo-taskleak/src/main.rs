@@ -16,6 +16,7 @@ mod runner;
 mod summary;
 mod unwatched;
 mod verdicts;
+mod words;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
@@ -168,7 +169,7 @@ fn settle_inconclusive(
     }
     eprintln!(
         "taskleak: re-running {} alone (inconclusive thread checks)",
-        summary::plural(found.len(), "test")
+        words::plural(found.len(), "test")
     );
     let reruns = inconclusive::Reruns {
         executables: &outcomes.executables,
@@ -196,7 +197,7 @@ fn settle_inconclusive(
 fn junit_note(check: &inconclusive::Inconclusive) -> String {
     format!(
         "taskleak: inconclusive: {} not judged (another test may have started them); {}",
-        summary::plural(check.threads, "thread"),
+        words::plural(check.threads, "thread"),
         check.rerun.describe()
     )
 }

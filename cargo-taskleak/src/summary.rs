@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use crate::outcomes::TestId;
 use crate::records::{Frame, Group, Record};
 use crate::verdicts::{Coverage, Failure, FailureKind};
+use crate::words::plural;
 
 /// One distinct leak, and everywhere it happened.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -262,15 +263,6 @@ impl Run {
 
     pub(crate) fn hung(&self) -> impl Iterator<Item = &Failure> {
         self.failures.iter().filter(|failure| failure.kind == FailureKind::Hung)
-    }
-}
-
-/// `1 task`, `2 tasks`.
-pub(crate) fn plural(count: usize, noun: &str) -> String {
-    if count == 1 {
-        format!("{count} {noun}")
-    } else {
-        format!("{count} {noun}s")
     }
 }
 

@@ -157,10 +157,10 @@ impl Coverage {
     pub(crate) fn unchecked_phrase(&self) -> String {
         let mut parts = Vec::new();
         if self.doctests > 0 {
-            parts.push(crate::summary::plural(self.doctests, "doctest"));
+            parts.push(crate::words::plural(self.doctests, "doctest"));
         }
         if !self.unchecked.is_empty() {
-            parts.push(crate::summary::plural(self.unchecked.len(), "test"));
+            parts.push(crate::words::plural(self.unchecked.len(), "test"));
         }
         if parts.is_empty() {
             String::new()
