@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Poll, Waker};
 
+#[cfg(tokio_unstable)]
 use crate::error::Error;
+#[cfg(tokio_unstable)]
 use crate::task_id::raw_id;
 
 /// Watches one tokio runtime's tasks through its task hooks, so that a
