@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::task_id::raw_id;
 
 /// Watches one tokio runtime's tasks through its task hooks, so that a
-/// [`Snapshot`] can later tell which tasks were started after it and never
+/// [`Snapshot`](crate::Snapshot) can later tell which tasks were started after it and never
 /// ended, and where each was spawned.
 ///
 /// `#[verify_no_leaks]` does all of this for you; use a tracker when you
