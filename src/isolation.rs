@@ -242,6 +242,8 @@ pub(crate) fn is_issued_tag(kernel_name: &str) -> bool {
     kernel_name
         .strip_prefix(TAG_PREFIX)
         .and_then(|rest| rest.split_once('~'))
+        // Digits only: `parse` would take a sign too.
+        .filter(|(number, _)| number.bytes().all(|byte| byte.is_ascii_digit()))
         .and_then(|(number, _)| number.parse::<u64>().ok())
         .is_some_and(|number| number >= 1 && number < NEXT_TAG.load(Ordering::Relaxed))
 }
@@ -380,7 +382,8 @@ mod tests {
         assert!(is_issued_tag(&format!("tl{handed_out}~x")));
         assert!(is_issued_tag(&format!("tl{handed_out}~")));
         assert!(!is_issued_tag(&format!("tl{}~x", u64::MAX)), "not handed out yet");
-        for other in ["tl0~x", "tl~x", "tl12", "tokio-rt-worker", "tlx~", ""] {
+        let signed = format!("tl+{handed_out}~x");
+        for other in ["tl0~x", "tl~x", "tl12", "tokio-rt-worker", "tlx~", "", signed.as_str()] {
             assert!(!is_issued_tag(other), "{other}");
         }
     }
