@@ -31,40 +31,50 @@ static TASK_DIR: Mutex<Option<TaskDir>> = Mutex::new(None);
 ///
 /// When `/proc/self/task` cannot be opened or read.
 pub(crate) fn list_once() -> Result<Vec<i32>, String> {
-    with_task_dir(|TaskDir { dir, buffer, .. }| {
-        dir.seek(SeekFrom::Start(0)).map_err(cannot_list)?;
-        let mut ids = Vec::new();
-        loop {
-            let capacity = buffer.len() * 8;
-            // SAFETY: `getdents64` writes at most `capacity` bytes into the
-            // buffer, which is `capacity` bytes long (u64s, so aligned for the
-            // entries' 8-byte fields), from an open directory descriptor.
-            let filled = unsafe {
-                libc::syscall(
-                    libc::SYS_getdents64,
-                    dir.as_raw_fd(),
-                    buffer.as_mut_ptr().cast::<u8>(),
-                    capacity,
-                )
-            };
-            let Ok(filled) = usize::try_from(filled) else {
-                return Err(cannot_list(std::io::Error::last_os_error()));
-            };
-            if filled == 0 {
-                break;
-            }
-            // SAFETY: the kernel initialized `filled` bytes of the buffer, and
-            // `filled <= capacity`, its length in bytes.
-            let bytes = unsafe { std::slice::from_raw_parts(buffer.as_ptr().cast::<u8>(), filled) };
-            ids.extend(thread_ids(bytes));
-            // The kernel fills the buffer until the list ends: room left for
-            // another entry means it has.
-            if capacity - filled >= LARGEST_ENTRY {
-                break;
-            }
+    let mut task_dir = TASK_DIR.lock().unwrap_or_else(PoisonError::into_inner);
+    // A forked child would list its parent's threads through the old one.
+    if task_dir.as_ref().is_none_or(|open| open.pid != std::process::id()) {
+        *task_dir = Some(TaskDir {
+            pid: std::process::id(),
+            dir: File::open("/proc/self/task").map_err(cannot_list)?,
+            buffer: vec![0; BUFFER / 8],
+        });
+    }
+    let Some(TaskDir { dir, buffer, .. }) = task_dir.as_mut() else {
+        unreachable!("opened above")
+    };
+    dir.seek(SeekFrom::Start(0)).map_err(cannot_list)?;
+    let mut ids = Vec::new();
+    loop {
+        let capacity = buffer.len() * 8;
+        // SAFETY: `getdents64` writes at most `capacity` bytes into the
+        // buffer, which is `capacity` bytes long (u64s, so aligned for the
+        // entries' 8-byte fields), from an open directory descriptor.
+        let filled = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                dir.as_raw_fd(),
+                buffer.as_mut_ptr().cast::<u8>(),
+                capacity,
+            )
+        };
+        let Ok(filled) = usize::try_from(filled) else {
+            return Err(cannot_list(std::io::Error::last_os_error()));
+        };
+        if filled == 0 {
+            break;
         }
-        Ok(ids)
-    })
+        // SAFETY: the kernel initialized `filled` bytes of the buffer, and
+        // `filled <= capacity`, its length in bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(buffer.as_ptr().cast::<u8>(), filled) };
+        ids.extend(thread_ids(bytes));
+        // The kernel fills the buffer until the list ends: room left for
+        // another entry means it has.
+        if capacity - filled >= LARGEST_ENTRY {
+            break;
+        }
+    }
+    Ok(ids)
 }
 
 /// Whether this process has a thread `tid`: one `tgkill` with signal 0,
@@ -87,23 +97,6 @@ pub(crate) fn has_thread(tid: i32) -> Result<bool, String> {
     match error.raw_os_error() {
         Some(libc::ESRCH) => Ok(false),
         _ => Err(format!("cannot look up thread {tid}: {error}")),
-    }
-}
-
-/// Runs `look` on `/proc/self/task`, opened once per process.
-fn with_task_dir<T>(look: impl FnOnce(&mut TaskDir) -> Result<T, String>) -> Result<T, String> {
-    let mut task_dir = TASK_DIR.lock().unwrap_or_else(PoisonError::into_inner);
-    // A forked child would list its parent's threads through the old one.
-    if task_dir.as_ref().is_none_or(|open| open.pid != std::process::id()) {
-        *task_dir = Some(TaskDir {
-            pid: std::process::id(),
-            dir: File::open("/proc/self/task").map_err(cannot_list)?,
-            buffer: vec![0; BUFFER / 8],
-        });
-    }
-    match task_dir.as_mut() {
-        Some(open) => look(open),
-        None => unreachable!("opened above"),
     }
 }
 
@@ -150,7 +143,6 @@ pub(crate) fn last_pid() -> Option<i32> {
 /// `None` when there are more (probing each would cost more than a listing)
 /// or `pid_max` cannot be read.
 pub(crate) fn handed_out(before: i32, now: i32, limit: usize) -> Option<Vec<i32>> {
-    // `pid_max` itself is never handed out.
     // Up to `now`, or up to `pid_max` (never handed out itself) and on
     // from 1 to `now`.
     let (high_end, low_end) = if now >= before { (now, 0) } else { (pid_max()? - 1, now) };
