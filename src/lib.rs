@@ -224,43 +224,15 @@
 // Off Linux there are no task dumps, threads or native stacks to report.
 #![cfg_attr(not(target_os = "linux"), allow(dead_code))]
 
-mod binary;
-mod cause;
-mod check_thread;
 mod config;
-mod dump;
-mod env;
 mod error;
-mod filter;
-mod folding;
-mod isolation;
+mod harness;
+mod libtest;
+mod model;
 mod monitor;
-#[cfg(all(tokio_unstable, feature = "task-names"))]
-mod names;
-mod native_stack;
-mod options;
-mod proc_threads;
-mod record;
-mod registry;
 mod report;
-mod settle;
-mod shared;
-mod snapshot;
-mod source;
-mod stack;
-mod task_dump;
-mod task_id;
-#[cfg(target_os = "linux")]
-mod task_listing;
-mod test_count;
-mod test_list;
-mod test_names;
-mod thread_check;
-mod thread_report;
-mod timer;
-#[cfg_attr(not(tokio_unstable), allow(dead_code))]
-mod unwatched;
-mod watchdog;
+mod tasks;
+mod threads;
 
 /// Why a task leaked, and how to fix it: the page each report's `fix:` line
 /// links to, one section per [`Cause`].
@@ -268,25 +240,18 @@ mod watchdog;
 pub mod fixes {}
 
 #[cfg(feature = "http")]
-pub mod http;
+pub use monitor::http;
 
 #[doc(hidden)]
-#[path = "private.rs"]
 pub mod __private;
 
-pub use binary::{check_at_exit, verify_main};
-pub use cause::{Cause, FIXES_PAGE};
+pub use config::{DEFAULT_MAX_RETRIES, DEFAULT_MAX_SLEEP, DUMP_TIMEOUT, FIRST_SLEEP, Options};
 pub use error::Error;
-pub use monitor::{Growth, Monitor, MonitorBuilder, Resource, Sample};
-pub use options::{DEFAULT_MAX_RETRIES, DEFAULT_MAX_SLEEP, DUMP_TIMEOUT, FIRST_SLEEP, Options};
-pub use registry::Tracker;
-pub use report::{Detail, LeakGroup, LeakReport, TaskState};
-pub use shared::SharedRuntime;
-pub use snapshot::Snapshot;
-pub use source::SourceExcerpt;
-pub use stack::{AsyncStack, StackFrame};
-pub use task_dump::{Dumper, SAMPLE_IDS, TaskDump, TaskGroup};
-pub use thread_report::{ThreadGroup, ThreadState};
+pub use harness::{SharedRuntime, check_at_exit, verify_main};
+pub use model::{AsyncStack, Cause, FIXES_PAGE, StackFrame, TaskState};
+pub use monitor::{Dumper, Growth, Monitor, MonitorBuilder, Resource, SAMPLE_IDS, Sample, TaskDump, TaskGroup};
+pub use report::{Detail, LeakGroup, LeakReport, SourceExcerpt, ThreadGroup, ThreadState};
+pub use tasks::{Snapshot, Tracker};
 
 /// Fails the test if it leaves tokio tasks or threads running; goes
 /// **above** `#[tokio::test]` or `#[test]`.

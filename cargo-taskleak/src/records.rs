@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-/// The record layout this version reads (taskleak's `src/record.rs`).
+/// The record layout this version reads (taskleak's `src/report/record.rs`).
 const RECORD_VERSION: u32 = 1;
 
 /// One check's report.
