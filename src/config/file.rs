@@ -1,11 +1,14 @@
 //! Project-wide settings: `taskleak.toml` beside the crate's `Cargo.toml`
 //! (or the file `TASKLEAK_CONFIG` names), applied to every check in the
-//! crate under the test's own attribute. A small TOML subset: top-level
-//! keys, numbers, booleans, strings and arrays of strings.
+//! crate under the test's own attribute. Read with the `toml` crate, so any
+//! valid TOML is read as TOML reads it; the keys are checked here.
 
+use std::ops::Range;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use toml::de::{DeTable, DeValue};
 
 use crate::config::options::Options;
 
@@ -103,161 +106,129 @@ fn add_rule(options: Options, key: &str, pattern: &str) -> Result<Options, crate
 const KEYS: &str = "`max_retries`, `max_sleep`, `ignore_top_function`, `ignore_any_function`, `ignore_spawned_at`, \
                     `ignore_thread_name`, `ignore_dependency`";
 
-/// Parses the file; an error is its line (from 1) and the problem.
+/// A problem and the byte range of the text it is about.
+type Problem = (Range<usize>, String);
+
+/// Parses the file (any valid TOML) and checks its keys and values; an
+/// error is the line (from 1) and the problem.
 fn parse(text: &str) -> Result<FileConfig, (usize, String)> {
+    let line_of = |span: &Range<usize>| text[..span.start.min(text.len())].matches('\n').count() + 1;
+    let table = DeTable::parse(text).map_err(|error| {
+        let span = error.span().unwrap_or(0..0);
+        let mut problem = error.message().trim_end().replace('\n', "; ");
+        // `"\d"` is no TOML escape: a regex wants a 'literal string'.
+        let escape = text
+            .get(span.start.saturating_sub(1)..)
+            .is_some_and(|written| written.starts_with('\\'));
+        if escape || text.get(span.clone()).is_some_and(|written| written.starts_with('\\')) {
+            problem.push_str("; write regexes in 'single quotes', as written");
+        }
+        (line_of(&span), problem)
+    })?;
+    read_keys(table.get_ref()).map_err(|(span, problem)| (line_of(&span), problem))
+}
+
+/// The settings the document's top-level keys give.
+fn read_keys(table: &DeTable<'_>) -> Result<FileConfig, Problem> {
     let mut config = FileConfig::default();
-    let mut seen: Vec<String> = Vec::new();
-    let mut lines = text.lines().enumerate().map(|(index, line)| (index + 1, line));
-    while let Some((number, line)) = lines.next() {
-        let mut statement = strip_comment(line).trim().to_owned();
-        if statement.is_empty() {
-            continue;
-        }
-        if statement.starts_with('[') {
-            return Err((
-                number,
-                "sections are not supported: write every key at the top level".to_owned(),
-            ));
-        }
-        let Some(key) = statement.split_once('=').map(|(key, _)| key.trim().to_owned()) else {
-            return Err((number, format!("expected `key = value`, found `{statement}`")));
-        };
-        // An array may go on over several lines.
-        while statement.contains('[') && !closes(&statement) {
-            match lines.next() {
-                Some((_, more)) => statement.push_str(strip_comment(more)),
-                None => return Err((number, "this array is never closed with `]`".to_owned())),
+    // In the file's order, so that the first problem told is the first one
+    // written (the table itself is sorted by key).
+    let mut entries: Vec<_> = table.iter().collect();
+    entries.sort_by_key(|(key, _)| key.span().start);
+    for (key, value) in entries {
+        let (name, span) = (key.get_ref().as_ref(), value.span());
+        match (name, value.get_ref()) {
+            (_, DeValue::Table(_)) => {
+                return Err((
+                    key.span(),
+                    format!("`{name}` is a table: sections are not supported: write every key at the top level"),
+                ));
             }
-        }
-        let value = statement.split_once('=').map_or("", |(_, value)| value).trim();
-        if seen.contains(&key) {
-            return Err((number, format!("`{key}` is given twice; keep one")));
-        }
-        seen.push(key.clone());
-        match key.as_str() {
-            "max_retries" => {
-                let retries = value.parse().map_err(|_| {
-                    (
-                        number,
-                        format!("`max_retries` takes a whole number, e.g. `max_retries = 40`, not `{value}`"),
-                    )
-                })?;
+            ("max_retries", DeValue::Integer(number)) => {
+                let retries = i64::from_str_radix(number.as_str(), number.radix())
+                    .ok()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| {
+                        (
+                            span.clone(),
+                            format!(
+                                "`max_retries` takes a whole number from 0 to {}, not {number}",
+                                u32::MAX
+                            ),
+                        )
+                    })?;
                 config.max_retries = Some(retries);
             }
-            "max_sleep" => {
-                let text = string(value).map_err(|problem| (number, problem))?;
-                let sleep = crate::config::env::parse_duration(&text).ok_or_else(|| {
+            ("max_retries", _) => {
+                return Err((
+                    span,
+                    "`max_retries` takes a whole number, e.g. `max_retries = 40`".to_owned(),
+                ));
+            }
+            ("max_sleep", DeValue::String(written)) => {
+                let sleep = crate::config::env::parse_duration(written).ok_or_else(|| {
                     (
-                        number,
-                        format!("`max_sleep` takes a duration such as \"200ms\" (units us, ms, s), not {value}"),
+                        span.clone(),
+                        format!("`max_sleep` takes a duration such as \"200ms\" (units us, ms, s), not \"{written}\""),
                     )
                 })?;
                 config.max_sleep = Some(sleep);
             }
-            "ignore_top_function"
-            | "ignore_any_function"
-            | "ignore_spawned_at"
-            | "ignore_thread_name"
-            | "ignore_dependency" => {
-                let key: &'static str = match key.as_str() {
-                    "ignore_top_function" => "ignore_top_function",
-                    "ignore_any_function" => "ignore_any_function",
-                    "ignore_spawned_at" => "ignore_spawned_at",
-                    "ignore_dependency" => "ignore_dependency",
-                    _ => "ignore_thread_name",
-                };
-                for pattern in strings(value).map_err(|problem| (number, format!("`{key}`: {problem}")))? {
-                    add_rule(Options::new(), key, &pattern).map_err(|error| (number, error.to_string()))?;
+            ("max_sleep", _) => {
+                return Err((
+                    span,
+                    "`max_sleep` takes a duration in quotes, e.g. `max_sleep = \"200ms\"`".to_owned(),
+                ));
+            }
+            (
+                "ignore_top_function"
+                | "ignore_any_function"
+                | "ignore_spawned_at"
+                | "ignore_thread_name"
+                | "ignore_dependency",
+                written,
+            ) => {
+                let key = rule_key(name);
+                for (span, pattern) in
+                    strings(span, written).map_err(|(at, problem)| (at, format!("`{key}`: {problem}")))?
+                {
+                    add_rule(Options::new(), key, &pattern).map_err(|error| (span, error.to_string()))?;
                     config.rules.push((key, pattern));
                 }
             }
-            other => return Err((number, format!("unknown key `{other}`; expected one of: {KEYS}"))),
+            (other, _) => {
+                return Err((key.span(), format!("unknown key `{other}`; expected one of: {KEYS}")));
+            }
         }
     }
     Ok(config)
 }
 
-/// The line up to a `#` outside quotes.
-fn strip_comment(line: &str) -> &str {
-    let mut quote = None;
-    for (at, ch) in line.char_indices() {
-        match (ch, quote) {
-            ('"' | '\'', None) => quote = Some(ch),
-            (c, Some(open)) if c == open => quote = None,
-            ('#', None) => return &line[..at],
-            _ => {}
-        }
+/// The rule key as the options name it.
+fn rule_key(name: &str) -> &'static str {
+    match name {
+        "ignore_top_function" => "ignore_top_function",
+        "ignore_any_function" => "ignore_any_function",
+        "ignore_spawned_at" => "ignore_spawned_at",
+        "ignore_dependency" => "ignore_dependency",
+        _ => "ignore_thread_name",
     }
-    line
 }
 
-/// Whether every `[` outside quotes is closed.
-fn closes(statement: &str) -> bool {
-    let (mut depth, mut quote) = (0i32, None);
-    for ch in statement.chars() {
-        match (ch, quote) {
-            ('"' | '\'', None) => quote = Some(ch),
-            (c, Some(open)) if c == open => quote = None,
-            ('[', None) => depth += 1,
-            (']', None) => depth -= 1,
-            _ => {}
-        }
+/// A string, or an array of strings, each with its span.
+fn strings(span: Range<usize>, value: &DeValue<'_>) -> Result<Vec<(Range<usize>, String)>, Problem> {
+    let expected = "takes a string or an array of strings, e.g. ['^metrics$']";
+    match value {
+        DeValue::String(one) => Ok(vec![(span, one.to_string())]),
+        DeValue::Array(items) => items
+            .iter()
+            .map(|item| match item.get_ref() {
+                DeValue::String(one) => Ok((item.span(), one.to_string())),
+                _ => Err((item.span(), expected.to_owned())),
+            })
+            .collect(),
+        _ => Err((span, expected.to_owned())),
     }
-    depth <= 0
-}
-
-/// A string, or an array of strings.
-fn strings(value: &str) -> Result<Vec<String>, String> {
-    let Some(inner) = value.strip_prefix('[') else {
-        return string(value).map(|one| vec![one]);
-    };
-    let inner = inner
-        .strip_suffix(']')
-        .ok_or_else(|| format!("expected an array of strings, found `{value}`"))?;
-    let mut items = Vec::new();
-    let mut rest = inner.trim();
-    while !rest.is_empty() {
-        let quote = rest.chars().next().unwrap_or('"');
-        let end = rest[1..]
-            .find(quote)
-            .filter(|_| quote == '"' || quote == '\'')
-            .ok_or_else(|| format!("expected a quoted string in the array, found `{rest}`"))?;
-        items.push(string(&rest[..end + 2])?);
-        rest = rest[end + 2..].trim_start().trim_start_matches(',').trim_start();
-    }
-    Ok(items)
-}
-
-/// A TOML string: 'literal' (as written: best for regexes), or "basic"
-/// with the escapes `\\`, `\"`, `\n` and `\t`.
-fn string(value: &str) -> Result<String, String> {
-    if let Some(literal) = value.strip_prefix('\'').and_then(|rest| rest.strip_suffix('\'')) {
-        return Ok(literal.to_owned());
-    }
-    let Some(basic) = value.strip_prefix('"').and_then(|rest| rest.strip_suffix('"')) else {
-        return Err(format!("expected a string in quotes, found `{value}`"));
-    };
-    let mut out = String::new();
-    let mut chars = basic.chars();
-    while let Some(ch) = chars.next() {
-        if ch != '\\' {
-            out.push(ch);
-            continue;
-        }
-        match chars.next() {
-            Some('\\') => out.push('\\'),
-            Some('"') => out.push('"'),
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            other => {
-                return Err(format!(
-                    "`\\{}` is not an escape in a \"basic\" string; write regexes in 'single quotes', as written",
-                    other.map(String::from).unwrap_or_default()
-                ));
-            }
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -299,14 +270,37 @@ mod tests {
     fn errors_name_the_line_and_the_problem() {
         let error = |text: &str| parse(text).expect_err("malformed");
         assert_eq!(error("\nmax_retries = many").0, 2);
-        assert!(error("max_retries = many").1.contains("whole number"));
+        assert!(error("max_retries = 1.5").1.contains("whole number"));
+        assert!(error("max_retries = -1").1.contains("whole number from 0"));
         assert!(error("max_retry = 3").1.contains("unknown key `max_retry`"));
         assert!(error("[checks]").1.contains("sections"));
         assert!(error("max_sleep = \"fast\"").1.contains("duration"));
+        assert!(error("max_sleep = 200").1.contains("duration in quotes"));
         assert!(error("ignore_top_function = \"a(\"").1.contains("ignore_top_function"));
         assert!(error("ignore_top_function = \"\\d\"").1.contains("single quotes"));
-        assert!(error("ignore_thread_name = ['a',").1.contains("never closed"));
-        assert!(error("max_retries = 1\nmax_retries = 2").1.contains("twice"));
-        assert!(error("just words").1.contains("key = value"));
+        assert!(error("ignore_thread_name = [1]").1.contains("array of strings"));
+        // What TOML itself refuses, in its words, at its line.
+        assert!(error("ignore_thread_name = ['a',").1.contains("unclosed array"));
+        assert_eq!(
+            error("max_retries = 1\nmax_retries = 2"),
+            (2, "duplicate key".to_owned())
+        );
+        assert!(error("just words").1.contains("expected `=`"));
+    }
+
+    #[test]
+    fn any_valid_toml_reads_as_toml_reads_it() {
+        let config = parse(
+            "max_retries = 1_000\n\
+             max_sleep = \"\"\"1s\"\"\"\n\
+             \"ignore_dependency\" = \"bb8\"\n\
+             ignore_any_function = [] # no rule\n",
+        )
+        .expect("valid TOML");
+        assert_eq!(config.max_retries, Some(1_000));
+        assert_eq!(config.max_sleep, Some(Duration::from_secs(1)));
+        assert_eq!(config.rules, [("ignore_dependency", "bb8".to_owned())]);
+        assert_eq!(parse("max_retries = 0x10").expect("hex").max_retries, Some(16));
+        assert!(parse("").expect("empty").rules.is_empty());
     }
 }
