@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::config::options::Options;
+use crate::error::Error;
 
 /// `TASKLEAK_MODE`: `fail` (the default), `warn` or `off`.
 pub(crate) const MODE: &str = "TASKLEAK_MODE";
@@ -35,37 +36,52 @@ pub(crate) struct Settings {
 impl Settings {
     /// Reads the variables; a malformed value is an error naming the
     /// variable, the value and what it accepts.
-    pub(crate) fn from_env() -> Result<Self, String> {
+    pub(crate) fn from_env() -> Result<Self, Error> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// [`Settings::from_env`], read when the process's first check starts:
     /// checks run on every test, and the variables are set for a run.
-    pub(crate) fn of_process() -> Result<Self, String> {
-        static SETTINGS: std::sync::OnceLock<Result<Settings, String>> = std::sync::OnceLock::new();
+    pub(crate) fn of_process() -> Result<Self, Error> {
+        static SETTINGS: std::sync::OnceLock<Result<Settings, Error>> = std::sync::OnceLock::new();
         SETTINGS.get_or_init(Self::from_env).clone()
     }
 
-    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let refuse = |variable: &'static str, value: &str, expected: String| Error::Environment {
+            variable,
+            value: value.to_owned(),
+            expected,
+        };
         let mode = match lookup(MODE).as_deref().map(str::trim) {
             None | Some("" | "fail") => Mode::Fail,
             Some("warn") => Mode::Warn,
             Some("off") => Mode::Off,
-            Some(other) => return Err(format!("{MODE}={other:?} is not a mode; use `fail`, `warn` or `off`")),
+            Some(other) => {
+                return Err(refuse(
+                    MODE,
+                    other,
+                    "is not a mode; use `fail`, `warn` or `off`".to_owned(),
+                ));
+            }
         };
         let min_retries = match lookup(MIN_RETRIES) {
             None => None,
-            Some(text) => Some(
-                text.trim()
-                    .parse::<u32>()
-                    .map_err(|_| format!("{MIN_RETRIES}={text:?} is not a whole number; e.g. {MIN_RETRIES}=40"))?,
-            ),
+            Some(text) => Some(text.trim().parse::<u32>().map_err(|_| {
+                refuse(
+                    MIN_RETRIES,
+                    &text,
+                    format!("is not a whole number; e.g. {MIN_RETRIES}=40"),
+                )
+            })?),
         };
         let min_sleep_cap = match lookup(MIN_SLEEP_CAP) {
             None => None,
             Some(text) => Some(parse_duration(text.trim()).ok_or_else(|| {
-                format!(
-                    "{MIN_SLEEP_CAP}={text:?} is not a duration; write a whole number and `us`, `ms` or `s`, e.g. 200ms"
+                refuse(
+                    MIN_SLEEP_CAP,
+                    &text,
+                    "is not a duration; write a whole number and `us`, `ms` or `s`, e.g. 200ms".to_owned(),
                 )
             })?),
         };
@@ -106,7 +122,7 @@ pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
 mod tests {
     use super::*;
 
-    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, String> {
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, Error> {
         Settings::from_lookup(|name| {
             pairs
                 .iter()
@@ -116,7 +132,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults_fail_and_change_nothing() -> Result<(), String> {
+    fn defaults_fail_and_change_nothing() -> Result<(), Error> {
         let settings = settings(&[])?;
         assert_eq!(settings.mode, Mode::Fail);
         assert_eq!(settings.apply(Options::new()).retries(), Options::new().retries());
@@ -124,7 +140,7 @@ mod tests {
     }
 
     #[test]
-    fn floors_only_raise() -> Result<(), String> {
+    fn floors_only_raise() -> Result<(), Error> {
         let settings = settings(&[(MIN_RETRIES, "40"), (MIN_SLEEP_CAP, "250ms")])?;
         let raised = settings.apply(Options::new().max_retries(5));
         assert_eq!(raised.retries(), 40);
@@ -137,16 +153,16 @@ mod tests {
 
     #[test]
     fn malformed_values_say_what_is_accepted() {
-        let mode = settings(&[(MODE, "loud")]).unwrap_err();
+        let mode = settings(&[(MODE, "loud")]).unwrap_err().to_string();
         assert!(
             mode.contains("TASKLEAK_MODE=\"loud\"") && mode.contains("`fail`, `warn` or `off`"),
             "{mode}"
         );
-        let retries = settings(&[(MIN_RETRIES, "lots")]).unwrap_err();
+        let retries = settings(&[(MIN_RETRIES, "lots")]).unwrap_err().to_string();
         assert!(retries.contains("TASKLEAK_MIN_RETRIES=\"lots\""), "{retries}");
-        let sleep = settings(&[(MIN_SLEEP_CAP, "1.5s")]).unwrap_err();
+        let sleep = settings(&[(MIN_SLEEP_CAP, "1.5s")]).unwrap_err().to_string();
         assert!(sleep.contains("e.g. 200ms"), "{sleep}");
-        assert_eq!(settings(&[(MODE, "warn")]).map(|s| s.mode), Ok(Mode::Warn));
-        assert_eq!(settings(&[(MODE, "off")]).map(|s| s.mode), Ok(Mode::Off));
+        assert_eq!(settings(&[(MODE, "warn")]).ok().map(|s| s.mode), Some(Mode::Warn));
+        assert_eq!(settings(&[(MODE, "off")]).ok().map(|s| s.mode), Some(Mode::Off));
     }
 }

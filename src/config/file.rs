@@ -11,6 +11,7 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 
 use crate::config::options::Options;
+use crate::error::Error;
 
 /// The file's name, beside `Cargo.toml`.
 pub(crate) const FILE_NAME: &str = "taskleak.toml";
@@ -26,13 +27,13 @@ pub(crate) struct FileConfig {
 }
 
 /// A file's settings once read: none without a file, or its first error.
-type Loaded = Result<Option<Arc<FileConfig>>, String>;
+type Loaded = Result<Option<Arc<FileConfig>>, Error>;
 
 /// The settings for the crate at `manifest_dir`: `None` without a file.
 ///
 /// # Errors
 ///
-/// `file:line: problem` for a file that cannot be read or is malformed.
+/// [`Error::Config`] for a file that cannot be read or is malformed.
 fn for_crate(manifest_dir: &str) -> Loaded {
     let path = match std::env::var_os(PATH_VARIABLE) {
         Some(named) => Path::new(manifest_dir).join(named),
@@ -48,8 +49,8 @@ fn for_crate(manifest_dir: &str) -> Loaded {
 /// # Errors
 ///
 /// As [`for_crate`].
-pub(crate) fn options_for_crate(manifest_dir: &str) -> Result<Options, String> {
-    static BUILT: Mutex<Vec<(String, Result<Options, String>)>> = Mutex::new(Vec::new());
+pub(crate) fn options_for_crate(manifest_dir: &str) -> Result<Options, Error> {
+    static BUILT: Mutex<Vec<(String, Result<Options, Error>)>> = Mutex::new(Vec::new());
     let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some((_, options)) = built.iter().find(|(dir, _)| dir == manifest_dir) {
         return options.clone();
@@ -68,11 +69,23 @@ fn load(path: &Path) -> Loaded {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound && std::env::var_os(PATH_VARIABLE).is_none() => {
             return Ok(None);
         }
-        Err(error) => return Err(format!("{}: cannot read it: {error}", path.display())),
+        Err(error) => {
+            return Err(Error::Config {
+                path: path.to_owned(),
+                line: None,
+                problem: format!("cannot read it: {error}"),
+                source: Some(Arc::new(error)),
+            });
+        }
     };
     parse(&text)
         .map(|config| Some(Arc::new(config)))
-        .map_err(|(line, problem)| format!("{}:{line}: {problem}", path.display()))
+        .map_err(|(line, problem)| Error::Config {
+            path: path.to_owned(),
+            line: Some(line),
+            problem,
+            source: None,
+        })
 }
 
 impl FileConfig {
@@ -93,7 +106,7 @@ impl FileConfig {
     }
 }
 
-fn add_rule(options: Options, key: &str, pattern: &str) -> Result<Options, crate::error::Error> {
+fn add_rule(options: Options, key: &str, pattern: &str) -> Result<Options, Error> {
     match key {
         "ignore_top_function" => options.ignore_top_function(pattern),
         "ignore_any_function" => options.ignore_any_function(pattern),

@@ -355,7 +355,7 @@ fn compile(option: &'static str, pattern: &str) -> Result<Regex, Error> {
     Regex::new(pattern).map_err(|source| Error::InvalidRegex {
         option,
         pattern: pattern.to_owned(),
-        reason: source.to_string(),
+        source,
     })
 }
 

@@ -166,7 +166,7 @@ impl Verdict {
 
 /// The binary's options: its crate's `taskleak.toml`, under the
 /// environment's settings (`TASKLEAK_MODE=off` means no check).
-fn options(manifest_dir: Option<&str>) -> Result<Option<(Options, Mode)>, String> {
+fn options(manifest_dir: Option<&str>) -> Result<Option<(Options, Mode)>, crate::error::Error> {
     let settings = Settings::from_env()?;
     if settings.mode == Mode::Off {
         return Ok(None);

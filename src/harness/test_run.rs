@@ -134,9 +134,9 @@ pub struct TestSpec {
 
 impl TestSpec {
     /// The crate's `taskleak.toml`, then the attribute's own options.
-    fn options(&self) -> Result<Options, String> {
+    fn options(&self) -> Result<Options, crate::error::Error> {
         let base = crate::config::options_for_crate(self.manifest_dir)?;
-        self.options_over(base).map_err(|error| error.to_string())
+        self.options_over(base)
     }
 
     fn options_over(&self, mut options: Options) -> Result<Options, crate::error::Error> {

@@ -501,7 +501,7 @@ impl MonitorBuilder {
                 .spawn(move || shared.run())
                 .map_err(|error| Error::Spawn {
                     what: "the monitor's sampling thread",
-                    reason: error.to_string(),
+                    source: Arc::new(error),
                 })?
         };
         Ok(Monitor {

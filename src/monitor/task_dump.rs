@@ -406,10 +406,10 @@ impl TaskDump {
     ///
     /// [`Error::InvalidRegex`] when `pattern` does not compile.
     pub fn groups_matching(&self, pattern: &str) -> Result<Vec<&TaskGroup>, Error> {
-        let regex = Regex::new(pattern).map_err(|error| Error::InvalidRegex {
+        let regex = Regex::new(pattern).map_err(|source| Error::InvalidRegex {
             option: "groups_matching",
             pattern: pattern.to_owned(),
-            reason: error.to_string(),
+            source,
         })?;
         Ok(self.groups.iter().filter(|group| group.matches(&regex)).collect())
     }

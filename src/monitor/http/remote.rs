@@ -1,6 +1,7 @@
 //! The client side: fetch a running service's JSON dump over plain HTTP/1.1
 //! and assert, with a bounded wait, that no task matches a pattern.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -50,6 +51,7 @@ impl Remote {
         let refuse = |reason: &str| Error::Remote {
             url: url.to_owned(),
             reason: reason.to_owned(),
+            source: None,
         };
         let rest = url.strip_prefix("http://").ok_or_else(|| {
             refuse("only `http://host:port/path` URLs are read (serve the dump on a private plain-HTTP port)")
@@ -130,10 +132,12 @@ impl Remote {
     /// [`Error::Remote`] when the service cannot be reached in time,
     /// answers other than 200, or with something other than a dump.
     pub async fn fetch(&self) -> Result<TaskDump, Error> {
-        let fail = |reason: String| Error::Remote {
+        let fail_with = |reason: String, source: Option<Arc<dyn std::error::Error + Send + Sync>>| Error::Remote {
             url: self.url.clone(),
             reason,
+            source,
         };
+        let fail = |reason: String| fail_with(reason, None);
         let response = crate::tasks::timer::timeout(self.timeout, self.get())
             .await
             .ok_or_else(|| {
@@ -142,16 +146,24 @@ impl Remote {
                     self.timeout.as_secs_f64()
                 ))
             })?
-            .map_err(|error| fail(format!("{error}; is the service listening there?")))?;
+            .map_err(|error| {
+                fail_with(
+                    format!("{error}; is the service listening there?"),
+                    Some(Arc::new(error)),
+                )
+            })?;
         let (status, body) = parse_response(&response).map_err(fail)?;
         if status != 200 {
             let excerpt: String = String::from_utf8_lossy(&body).chars().take(300).collect();
             return Err(fail(format!("the service answered {status}: {excerpt}")));
         }
         serde_json::from_slice(&body).map_err(|error| {
-            fail(format!(
-                "the answer is not a taskleak dump ({error}); point the URL at a `DumpEndpoint` of the same taskleak version"
-            ))
+            fail_with(
+                format!(
+                    "the answer is not a taskleak dump ({error}); point the URL at a `DumpEndpoint` of the same taskleak version"
+                ),
+                Some(Arc::new(error)),
+            )
         })
     }
 
