@@ -128,7 +128,8 @@ mod tests {
 
     #[test]
     fn the_underlying_error_is_kept_as_the_source() {
-        let regex = regex::Regex::new("(").expect_err("unclosed group");
+        let unclosed = String::from("(");
+        let regex = regex::Regex::new(&unclosed).expect_err("unclosed group");
         let error = Error::InvalidRegex {
             option: "ignore_top_function",
             pattern: "(".into(),
