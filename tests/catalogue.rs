@@ -529,6 +529,49 @@ fn ignore_rules_silence_known_tasks_or_say_why_they_cannot() {
     }
 }
 
+/// What varies from run to run in a report: ids, durations, thread ids.
+const REDACTIONS: &[(&str, &str)] = &[
+    (r"over \d+\.\d+ s\)", "over [duration] s)"),
+    (r"\(task ids [^)]*\)", "(task ids [ids])"),
+    (r"\(task id \d+\)", "(task id [id])"),
+    (r"\(thread id \d+\)", "(thread id [tid])"),
+    (r"\btask \d+ runs", "task [id] runs"),
+];
+
+/// The reports a user reads, pinned as they are printed (with what varies
+/// redacted), one per shape: a task, a thousand alike, a `select!`, a task
+/// that never yields, a thread, a blocking-pool thread. A change to any of
+/// them shows in review as a snapshot diff (`tests/snapshots/`).
+#[test]
+fn rendered_reports_are_pinned() {
+    let mode = if UNSTABLE { "unstable" } else { "stable" };
+    for (name, test) in [
+        ("task", "row01_endless_loop::tests::leaky_endless_loop"),
+        ("a-thousand-alike", "behaviour::leaky_thousand_identical"),
+        ("select", "row08_select_blocked::tests::leaky_select_blocked"),
+        ("never-yields", "row10_busy_loop::tests::leaky_busy_loop"),
+        (
+            "thread",
+            "row12_os_thread_never_exits::tests::leaky_os_thread_never_exits",
+        ),
+        (
+            "blocking-pool-thread",
+            "row11_blocking_never_returns::tests::leaky_blocking_never_returns",
+        ),
+    ] {
+        let outcome = outcome(test);
+        assert!(!outcome.passed, "{test} passed");
+        insta::with_settings!({
+            filters => REDACTIONS.iter().copied(),
+            snapshot_suffix => mode,
+            description => test,
+            omit_expression => true,
+        }, {
+            insta::assert_snapshot!(name, outcome.output.trim_end());
+        });
+    }
+}
+
 #[test]
 fn identical_tasks_are_one_group_with_a_count() {
     let output = &outcome("behaviour::leaky_thousand_identical").output;

@@ -1,113 +1,183 @@
-//! The command line: `cargo taskleak [OPTIONS] [-- RUNNER ARGS…]`.
+//! The command line: `cargo taskleak [OPTIONS] [-- RUNNER ARGS…]` and its
+//! `adopt` subcommand, defined for clap (which writes `--help` from it), and
+//! the checks clap cannot make.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{ArgAction, Parser, Subcommand};
+
+use crate::adopt;
 
 /// How long the test run (after the build) may take by default: generous
 /// enough for large suites, short enough that a hung test ends a CI job
 /// with a report instead of at the CI system's own limit, without one.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
-pub(crate) const USAGE: &str = "\
-Run the tests with taskleak's leak checks on, and report every leak in one summary.
-
-Usage: cargo taskleak [OPTIONS] [-- <ARGS>...]
-       cargo taskleak adopt [PATH] [--dry-run] [--taskleak-path <DIR>]   mark every test of a crate (see adopt --help)
-
-Options:
-      --nextest                run the tests with `cargo nextest run` instead of `cargo test`
-      --no-rerun               do not re-run alone the tests whose thread check was inconclusive
-      --json <FILE>            write the run's leaks as JSON (schema: docs/cargo-taskleak.md)
-      --junit <FILE>           write a JUnit XML report: one failing test case per leaking test
-      --baseline <FILE>        fail only on leaks not recorded in FILE; list those gone from it
-      --write-baseline <FILE>  record the leaks found in FILE, for --baseline
-      --target-dir <DIR>       where to build (default: `taskleak` in the workspace's target directory)
-      --timeout <DURATION>     stop the test run after DURATION (`90s`, `20m`, `2h`; default 30m):
-                               tests not finished by then fail as hung
-  -h, --help                   print this help
-
+/// The end of `--help`: what clap's option list cannot say.
+const AFTER_HELP: &str = "\
 Arguments after `--` go to `cargo test` (or `cargo nextest run`), including a second `--` and
 what follows it, for the test binaries: `cargo taskleak -- -p my-crate -- --test-threads=2`.
 
 Exit codes: 0 no leaks (or only baselined ones), 1 new leaks, 2 the run itself failed
 (bad arguments, a build error, or tests failing for reasons other than leaks).";
 
-/// What the user asked for.
-#[derive(Debug, Default, PartialEq, Eq)]
+/// What the user asked for. The doc comments of the fields are `--help`'s.
+#[derive(Debug, PartialEq, Eq, Parser)]
+#[command(
+    name = "cargo-taskleak",
+    // Usage lines show the command as it is typed.
+    bin_name = "cargo taskleak",
+    about = "Run the tests with taskleak's leak checks on, and report every leak in one summary.",
+    long_about = None,
+    after_help = AFTER_HELP,
+    // `-h` prints what `--help` prints, in the options' own words.
+    disable_help_flag = true,
+    disable_help_subcommand = true,
+    // A repeated option: the last one counts, as before clap.
+    args_override_self = true,
+    args_conflicts_with_subcommands = true
+)]
 pub(crate) struct Args {
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+    /// run the tests with `cargo nextest run` instead of `cargo test`
+    #[arg(long)]
     pub(crate) nextest: bool,
-    /// Leaves inconclusive checks as they are, without re-running them.
+    /// do not re-run alone the tests whose thread check was inconclusive
+    #[arg(long)]
     pub(crate) no_rerun: bool,
+    /// write the run's leaks as JSON (schema: docs/cargo-taskleak.md)
+    #[arg(long, value_name = "FILE")]
     pub(crate) json: Option<PathBuf>,
+    /// write a JUnit XML report: one failing test case per leaking test
+    #[arg(long, value_name = "FILE")]
     pub(crate) junit: Option<PathBuf>,
+    /// fail only on leaks not recorded in FILE; list those gone from it
+    #[arg(long, value_name = "FILE")]
     pub(crate) baseline: Option<PathBuf>,
+    /// record the leaks found in FILE, for --baseline
+    #[arg(long, value_name = "FILE")]
     pub(crate) write_baseline: Option<PathBuf>,
+    /// where to build (default: `taskleak` in the workspace's target directory)
+    #[arg(long, value_name = "DIR")]
     pub(crate) target_dir: Option<PathBuf>,
-    /// The bound on the test run; [`DEFAULT_TIMEOUT`] unless given.
+    // `None`: [`DEFAULT_TIMEOUT`].
+    #[arg(
+        long,
+        value_name = "DURATION",
+        value_parser = duration,
+        help = "stop the test run after DURATION (`90s`, `20m`, `2h`; default 30m):\n\
+                tests not finished by then fail as hung"
+    )]
     pub(crate) timeout: Option<Duration>,
-    /// For `cargo test` / `cargo nextest run`, up to a second `--`.
+    /// for `cargo test` (or `cargo nextest run`); a second `--` and what follows go to the test binaries
+    // Up to a second `--` once parsed: `test_binary` gets the rest.
+    #[arg(last = true, value_name = "ARGS")]
     pub(crate) runner: Vec<String>,
-    /// After the second `--`: for the test binaries.
+    #[arg(skip)]
     pub(crate) test_binary: Vec<String>,
-    pub(crate) help: bool,
+    /// print this help
+    #[arg(short, long, action = ArgAction::Help)]
+    help: Option<bool>,
+}
+
+/// The subcommands.
+#[derive(Debug, PartialEq, Eq, Subcommand)]
+pub(crate) enum Command {
+    Adopt(adopt::Args),
+}
+
+/// Why the command line starts nothing.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// `--help`: the text to print; the exit code is 0.
+    Help(String),
+    /// A mistake, said with what to do instead; the exit code is 2.
+    Invalid(String),
 }
 
 /// Parses the arguments after the program's name. Run as `cargo taskleak`,
-/// cargo passes `taskleak` first: it is skipped.
-pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
-    let mut args = args.into_iter().peekable();
-    if args.peek().map(String::as_str) == Some("taskleak") {
-        args.next();
+/// cargo passes `taskleak` first: it is skipped, so that `cargo-taskleak …`
+/// works as well.
+pub(crate) fn parse<T: Into<OsString>>(args: impl IntoIterator<Item = T>) -> Result<Args, Stop> {
+    let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    if args.first().is_some_and(|arg| arg == "taskleak") {
+        args.remove(0);
     }
-    let mut parsed = Args::default();
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.to_owned())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |name: &str| -> Result<PathBuf, String> {
-            match inline.clone().or_else(|| args.next()) {
-                Some(value) if !value.is_empty() => Ok(PathBuf::from(value)),
-                _ if name == "--timeout" => Err(format!("`{name}` needs a duration: `{name} 20m`")),
-                _ => Err(format!("`{name}` needs a file: `{name} FILE`")),
-            }
-        };
-        match flag.as_str() {
-            "--nextest" => parsed.nextest = true,
-            "--no-rerun" => parsed.no_rerun = true,
-            "--json" => parsed.json = Some(value("--json")?),
-            "--junit" => parsed.junit = Some(value("--junit")?),
-            "--baseline" => parsed.baseline = Some(value("--baseline")?),
-            "--write-baseline" => parsed.write_baseline = Some(value("--write-baseline")?),
-            "--target-dir" => parsed.target_dir = Some(value("--target-dir")?),
-            "--timeout" => {
-                let text = value("--timeout")?;
-                parsed.timeout = Some(duration(&text.to_string_lossy())?);
-            }
-            "-h" | "--help" => parsed.help = true,
-            "--" => {
-                let rest: Vec<String> = args.by_ref().collect();
-                match rest.iter().position(|arg| arg == "--") {
-                    Some(at) => {
-                        parsed.runner = rest[..at].to_vec();
-                        parsed.test_binary = rest[at + 1..].to_vec();
-                    }
-                    None => parsed.runner = rest,
-                }
-            }
-            other => {
-                return Err(format!(
-                    "unknown argument `{other}`; arguments for the test runner go after `--` \
-                     (see `cargo taskleak --help`)"
-                ));
-            }
-        }
+    let in_adopt = args.first().is_some_and(|arg| arg == "adopt");
+    let program = std::iter::once(OsString::from("cargo-taskleak"));
+    let mut parsed = Args::try_parse_from(program.chain(args)).map_err(|error| explain(&error, in_adopt))?;
+    if let Some(at) = parsed.runner.iter().position(|arg| arg == "--") {
+        parsed.test_binary = parsed.runner.split_off(at + 1);
+        parsed.runner.pop();
     }
-    refuse_hiding_output(&parsed)?;
+    refuse_hiding_output(&parsed).map_err(Stop::Invalid)?;
     if parsed.baseline.is_some() && parsed.baseline == parsed.write_baseline {
-        return Err("`--baseline` and `--write-baseline` name the same file: give one, or two files".to_owned());
+        return Err(Stop::Invalid(
+            "`--baseline` and `--write-baseline` name the same file: give one, or two files".to_owned(),
+        ));
     }
     Ok(parsed)
+}
+
+/// clap's error in this tool's words where one is common (with clap's
+/// suggestion), as clap writes it otherwise.
+fn explain(error: &clap::Error, in_adopt: bool) -> Stop {
+    let context = |kind| match error.get(kind) {
+        Some(ContextValue::String(text)) => Some(text.as_str()),
+        _ => None,
+    };
+    let invalid_arg = context(ContextKind::InvalidArg).unwrap_or_default();
+    // `--json <FILE>`: the option's name, and its value's.
+    let (flag, value_name) = match invalid_arg.split_once(' ') {
+        Some((flag, value_name)) => (flag, value_name.trim_matches(['<', '>'])),
+        None => (invalid_arg, "VALUE"),
+    };
+    let similar = context(ContextKind::SuggestedArg).or_else(|| match error.get(ContextKind::SuggestedSubcommand) {
+        Some(ContextValue::Strings(names)) => names.first().map(String::as_str),
+        _ => None,
+    });
+    let message = match error.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            return Stop::Help(error.render().to_string());
+        }
+        ErrorKind::UnknownArgument | ErrorKind::InvalidSubcommand if in_adopt => adopt::args::unknown(invalid_arg),
+        ErrorKind::UnknownArgument | ErrorKind::InvalidSubcommand => format!(
+            "unknown argument `{invalid_arg}`; arguments for the test runner go after `--` \
+             (see `cargo taskleak --help`)"
+        ),
+        ErrorKind::InvalidValue if context(ContextKind::InvalidValue).is_none_or(str::is_empty) => {
+            let what = match value_name {
+                "FILE" => "a file",
+                "DIR" => "a directory",
+                "DURATION" => "a duration",
+                _ => "a value",
+            };
+            format!("`{flag}` needs {what}: `{flag} {value_name}`")
+        }
+        ErrorKind::ValueValidation => {
+            let value = context(ContextKind::InvalidValue).unwrap_or_default();
+            match std::error::Error::source(error) {
+                Some(why) => format!("`{flag} {value}`: {why}"),
+                None => clap_words(error),
+            }
+        }
+        _ => clap_words(error),
+    };
+    Stop::Invalid(match similar {
+        Some(similar) => format!("{message}; a similar one exists: `{similar}`"),
+        None => message,
+    })
+}
+
+/// clap's own message, without the `error: ` that `main` says its own way.
+fn clap_words(error: &clap::Error) -> String {
+    let text = error.render().to_string();
+    let text = text.trim_end();
+    text.strip_prefix("error: ").unwrap_or(text).to_owned()
 }
 
 /// `90s`, `20m`, `2h`, `1500ms`; a bare number is seconds.
@@ -115,7 +185,7 @@ fn duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let bad = || format!("`--timeout {text}`: give a duration such as `90s`, `20m` or `2h`");
+    let bad = || "give a duration such as `90s`, `20m` or `2h`".to_owned();
     let number: u64 = number.parse().map_err(|_| bad())?;
     let duration = match unit {
         "" | "s" => Duration::from_secs(number),
@@ -125,7 +195,7 @@ fn duration(text: &str) -> Result<Duration, String> {
         _ => return Err(bad()),
     };
     if duration.is_zero() {
-        return Err(format!("`--timeout {text}`: the bound must be longer than zero"));
+        return Err("the bound must be longer than zero".to_owned());
     }
     Ok(duration)
 }
@@ -184,7 +254,10 @@ mod tests {
     use super::*;
 
     fn parse_all(args: &[&str]) -> Result<Args, String> {
-        parse(args.iter().map(|arg| (*arg).to_owned()))
+        parse(args).map_err(|stop| match stop {
+            Stop::Invalid(error) => error,
+            Stop::Help(help) => panic!("help, not a mistake: {help}"),
+        })
     }
 
     #[test]
@@ -219,6 +292,23 @@ mod tests {
         assert!(same.contains("same file"), "{same}");
         let bad = parse_all(&["--timeout", "soon"]).expect_err("not a duration");
         assert!(bad.contains("such as `90s`"), "{bad}");
+    }
+
+    #[test]
+    fn help_is_asked_for_not_a_mistake() {
+        for (args, says) in [
+            (&["taskleak", "--help"][..], "Exit codes: 0 no leaks"),
+            (&["-h"], "cargo taskleak -- -p my-crate -- --test-threads=2"),
+            (&["taskleak", "adopt", "--help"], "Running it again changes nothing."),
+        ] {
+            match parse(args) {
+                Err(Stop::Help(help)) => {
+                    assert!(help.contains("Usage: cargo taskleak"), "{args:?}: {help}");
+                    assert!(help.contains(says), "{args:?}: {help}");
+                }
+                other => panic!("{args:?}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! `--junit FILE`: a JUnit XML report for CI systems to display: every test
 //! that ran; every failed one a `<failure>` with its reason (its leak
-//! report, its own panic or error, a hang); unchecked ones noted.
+//! report, its own panic or error, a hang); unchecked ones noted. Written
+//! by quick-junit, which escapes and counts.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::path::Path;
+
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use crate::outcomes::{DOCTESTS_SUFFIX, TestId};
 use crate::verdicts::{Failure, FailureKind};
@@ -23,8 +25,7 @@ pub(crate) fn write(
     unchecked: &BTreeSet<TestId>,
     inconclusive: &BTreeMap<TestId, String>,
 ) -> Result<(), String> {
-    std::fs::write(path, render(tests, failures, unchecked, inconclusive))
-        .map_err(|error| format!("cannot write {}: {error}", path.display()))
+    save(path, &report(tests, failures, unchecked, inconclusive))
 }
 
 /// Writes the report of a run whose build failed: no test ran, and the
@@ -35,24 +36,30 @@ pub(crate) fn write(
 ///
 /// When the file cannot be written.
 pub(crate) fn write_build_failure(path: &Path, reason: &str) -> Result<(), String> {
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    out.push_str("<testsuites name=\"taskleak\" tests=\"1\" failures=\"0\" errors=\"1\">\n");
-    out.push_str("  <testsuite name=\"build\" tests=\"1\" failures=\"0\" errors=\"1\">\n");
-    let _ = writeln!(
-        out,
-        "    <testcase classname=\"build\" name=\"build\">\n      <error type=\"build\" message=\"{}\"/>\n    </testcase>",
-        escape(reason)
-    );
-    out.push_str("  </testsuite>\n</testsuites>\n");
-    std::fs::write(path, out).map_err(|error| format!("cannot write {}: {error}", path.display()))
+    let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+    status.set_type("build").set_message(reason);
+    let mut case = TestCase::new("build", status);
+    case.set_classname("build");
+    let mut suite = TestSuite::new("build");
+    suite.add_test_case(case);
+    let mut report = Report::new("taskleak");
+    report.add_test_suite(suite);
+    save(path, &report)
 }
 
-fn render(
+fn save(path: &Path, report: &Report) -> Result<(), String> {
+    let cannot = |error: &dyn std::fmt::Display| format!("cannot write {}: {error}", path.display());
+    let xml = report.to_string().map_err(|error| cannot(&error))?;
+    std::fs::write(path, xml).map_err(|error| cannot(&error))
+}
+
+/// One test suite per test binary, one test case per test.
+fn report(
     tests: &[TestId],
     failures: &[Failure],
     unchecked: &BTreeSet<TestId>,
     inconclusive: &BTreeMap<TestId, String>,
-) -> String {
+) -> Report {
     let by_test: BTreeMap<&TestId, &Failure> = failures.iter().map(|failure| (&failure.test, failure)).collect();
     let mut all: BTreeSet<&TestId> = tests.iter().collect();
     // A leaking binary-level check, a hung test or a failed binary has no
@@ -62,24 +69,10 @@ fn render(
     for test in all {
         by_binary.entry(&test.binary).or_default().push(test);
     }
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let total: usize = by_binary.values().map(Vec::len).sum();
-    let _ = writeln!(
-        out,
-        "<testsuites name=\"taskleak\" tests=\"{total}\" failures=\"{}\">",
-        by_test.len()
-    );
+    let mut report = Report::new("taskleak");
     for (binary, tests) in by_binary {
-        let failures = tests.iter().filter(|test| by_test.contains_key(*test)).count();
-        let _ = writeln!(
-            out,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\">",
-            escape(binary),
-            tests.len()
-        );
+        let mut suite = TestSuite::new(binary);
         for test in tests {
-            let name = escape(&test.name);
-            let class = escape(binary);
             let note = if test.binary.ends_with(DOCTESTS_SUFFIX) {
                 Some("taskleak: a doctest: not leak-checked")
             } else if let Some(note) = inconclusive.get(test) {
@@ -89,58 +82,33 @@ fn render(
             } else {
                 None
             };
-            match (by_test.get(test), note) {
-                (Some(failure), _) => {
+            let status = match by_test.get(test) {
+                Some(failure) => {
                     let kind = match failure.kind {
                         FailureKind::Leak => "taskleak",
                         FailureKind::Own => "test-failure",
                         FailureKind::Hung => "hung",
                         FailureKind::Binary => "binary-failure",
                     };
-                    let _ = writeln!(out, "    <testcase classname=\"{class}\" name=\"{name}\">");
-                    let _ = writeln!(
-                        out,
-                        "      <failure type=\"{kind}\" message=\"{}\">{}</failure>",
-                        escape(&failure.message),
-                        escape(&failure.text)
-                    );
-                    if let Some(note) = note {
-                        let _ = writeln!(out, "      <system-out>{}</system-out>", escape(note));
-                    }
-                    let _ = writeln!(out, "    </testcase>");
+                    let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    status
+                        .set_type(kind)
+                        .set_message(&failure.message)
+                        .set_description(&failure.text);
+                    status
                 }
-                (None, Some(note)) => {
-                    let _ = writeln!(out, "    <testcase classname=\"{class}\" name=\"{name}\">");
-                    let _ = writeln!(out, "      <system-out>{}</system-out>", escape(note));
-                    let _ = writeln!(out, "    </testcase>");
-                }
-                (None, None) => {
-                    let _ = writeln!(out, "    <testcase classname=\"{class}\" name=\"{name}\"/>");
-                }
+                None => TestCaseStatus::success(),
+            };
+            let mut case = TestCase::new(&test.name, status);
+            case.set_classname(binary);
+            if let Some(note) = note {
+                case.set_system_out(note);
             }
+            suite.add_test_case(case);
         }
-        let _ = writeln!(out, "  </testsuite>");
+        report.add_test_suite(suite);
     }
-    out.push_str("</testsuites>\n");
-    out
-}
-
-/// Text for XML attributes and content; characters XML 1.0 forbids are dropped.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\n' | '\t' | '\r' => out.push(ch),
-            c if (c as u32) < 0x20 => {}
-            c => out.push(c),
-        }
-    }
-    out
+    report
 }
 
 #[cfg(test)]
@@ -168,31 +136,51 @@ mod tests {
             },
         ];
         let unchecked: BTreeSet<TestId> = [test("bare")].into_iter().collect();
-        let xml = render(
+        let xml = report(
             &[test("clean"), test("leaky"), test("panics"), test("bare")],
             &failures,
             &unchecked,
             &[(test("clean"), "taskleak: inconclusive: 1 thread not judged".to_owned())].into(),
-        );
-        assert!(
-            xml.contains("<testsuites name=\"taskleak\" tests=\"4\" failures=\"2\">"),
+        )
+        .to_string()
+        .expect("serialized");
+        // quick-junit orders attributes its own way: the facts are read
+        // back from the XML.
+        let read = Report::deserialize_from_str(&xml).expect("valid JUnit");
+        assert_eq!(read.name.as_deref(), Some("taskleak"), "{xml}");
+        assert_eq!((read.tests, read.failures), (4, 2), "{xml}");
+        let [alpha] = &read.test_suites[..] else {
+            panic!("one test suite: {xml}")
+        };
+        assert_eq!(
+            (alpha.name.as_str(), alpha.tests, alpha.failures),
+            ("alpha", 4, 2),
             "{xml}"
         );
-        assert!(
-            xml.contains("<testsuite name=\"alpha\" tests=\"4\" failures=\"2\">"),
-            "{xml}"
-        );
-        assert!(
-            xml.contains(
-                "<testcase classname=\"alpha\" name=\"clean\">\n      \
-                 <system-out>taskleak: inconclusive: 1 thread not judged</system-out>"
-            ),
+        let case = |name: &str| {
+            alpha
+                .test_cases
+                .iter()
+                .find(|case| case.name.as_str() == name)
+                .unwrap_or_else(|| panic!("no test case {name}: {xml}"))
+        };
+        let clean = case("clean");
+        assert_eq!(clean.classname.as_deref(), Some("alpha"), "{xml}");
+        assert!(matches!(clean.status, TestCaseStatus::Success { .. }), "{xml}");
+        assert_eq!(
+            clean.system_out.as_deref(),
+            Some("taskleak: inconclusive: 1 thread not judged"),
             "{xml}"
         );
         assert!(xml.contains("message=\"taskleak: 1 task leaked by `leaky`\""), "{xml}");
         assert!(xml.contains("&lt;stack&gt; &amp; more</failure>"), "{xml}");
-        assert!(
-            xml.contains("<failure type=\"test-failure\" message=\"assertion failed: ready\">"),
+        let TestCaseStatus::NonSuccess { kind, message, ty, .. } = &case("panics").status else {
+            panic!("`panics` fails: {xml}")
+        };
+        assert_eq!(*kind, NonSuccessKind::Failure, "{xml}");
+        assert_eq!(
+            (ty.as_deref(), message.as_deref()),
+            (Some("test-failure"), Some("assertion failed: ready")),
             "{xml}"
         );
         assert!(xml.contains("ran without a leak check"), "{xml}");

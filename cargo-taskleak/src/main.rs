@@ -42,15 +42,16 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<u8, String> {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    // `cargo taskleak adopt …` is a subcommand of its own.
-    if let Some(rest) = adopt::subcommand(&argv) {
-        return adopt::run(rest);
-    }
-    let args = args::parse(argv)?;
-    if args.help {
-        println!("{}", args::USAGE);
-        return Ok(CLEAN);
+    let args = match args::parse(std::env::args_os().skip(1)) {
+        Ok(args) => args,
+        Err(args::Stop::Help(help)) => {
+            print!("{help}");
+            return Ok(CLEAN);
+        }
+        Err(args::Stop::Invalid(error)) => return Err(error),
+    };
+    if let Some(args::Command::Adopt(adopt)) = &args.command {
+        return adopt::run(adopt);
     }
     // A bad baseline is found before the tests run, not after.
     let baseline = args.baseline.as_deref().map(baseline::read).transpose()?;

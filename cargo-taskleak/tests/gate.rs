@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus};
+
 /// The runs share one build of the fixture: they take turns.
 static TURN: Mutex<()> = Mutex::new(());
 
@@ -62,6 +64,39 @@ fn waiter_sites() -> Vec<String> {
 
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("written")).expect("valid JSON")
+}
+
+/// The JUnit report read back, for the facts that its text spells in
+/// quick-junit's order of attributes.
+fn read_junit(xml: &str) -> Report {
+    Report::deserialize_from_str(xml).expect("valid JUnit")
+}
+
+/// The test case `name` of the test suite `binary`, with its class name.
+fn case<'a>(report: &'a Report, binary: &str, name: &str) -> &'a TestCase {
+    report
+        .test_suites
+        .iter()
+        .filter(|suite| suite.name.as_str() == binary)
+        .flat_map(|suite| &suite.test_cases)
+        .find(|case| case.name.as_str() == name && case.classname.as_deref() == Some(binary))
+        .unwrap_or_else(|| panic!("no test case {binary}: {name}"))
+}
+
+/// A passing test case with nothing in it (no note).
+fn passes_bare(case: &TestCase) -> bool {
+    matches!(case.status, TestCaseStatus::Success { .. }) && case.system_out.is_none()
+}
+
+/// `(type, message)` of a test case's `<failure>` (or `<error>`, by `kind`).
+fn non_success(case: &TestCase, of_kind: NonSuccessKind) -> Option<(&str, &str)> {
+    match &case.status {
+        TestCaseStatus::NonSuccess { kind, ty, message, .. } if *kind == of_kind => Some((
+            ty.as_deref().unwrap_or_default(),
+            message.as_deref().unwrap_or_default(),
+        )),
+        _ => None,
+    }
 }
 
 #[test]
@@ -164,26 +199,23 @@ fn a_leaky_workspace_is_summarised_as_text_json_and_junit() {
 
     let xml = std::fs::read_to_string(&junit_file).expect("junit written");
     assert!(xml.starts_with("<?xml"), "{xml}");
+    let report = read_junit(&xml);
+    assert_eq!(report.name.as_deref(), Some("taskleak"), "{xml}");
+    assert_eq!((report.tests, report.failures), (14, 5), "{xml}");
+    assert!(passes_bare(case(&report, "alpha", "tests::clean_join")), "{xml}");
     assert!(
-        xml.contains("<testsuites name=\"taskleak\" tests=\"14\" failures=\"5\">"),
-        "{xml}"
-    );
-    assert!(
-        xml.contains("<testcase classname=\"alpha\" name=\"tests::clean_join\"/>"),
-        "{xml}"
-    );
-    assert!(
-        xml.contains("<testcase classname=\"alpha\" name=\"tests::leaky_cache_one\">"),
+        non_success(
+            case(&report, "alpha", "tests::leaky_cache_one"),
+            NonSuccessKind::Failure
+        )
+        .is_some(),
         "{xml}"
     );
     assert!(
         xml.contains("message=\"taskleak: 1 task leaked by `tests::leaky_cache_one`"),
         "{xml}"
     );
-    assert!(
-        xml.contains("<testcase classname=\"gamma\" name=\"tests::doubles\"/>"),
-        "{xml}"
-    );
+    assert!(passes_bare(case(&report, "gamma", "tests::doubles")), "{xml}");
     assert_eq!(xml.matches("<failure ").count(), 5, "{xml}");
     assert!(xml.contains("ran without a leak check"), "{xml}");
     assert!(xml.contains("a doctest: not leak-checked"), "{xml}");
@@ -333,12 +365,19 @@ fn failures_other_than_leaks_and_build_errors_exit_with_two() {
     assert!(stdout.contains("6 distinct leaks in 5 tests"), "{stdout}");
     // JUnit: the test that failed on its own is a failure too, with its message.
     let xml = std::fs::read_to_string(&junit_file).expect("junit written");
-    assert!(
-        xml.contains("<testsuite name=\"alpha\" tests=\"5\" failures=\"4\">"),
-        "{xml}"
-    );
-    assert!(
-        xml.contains("<failure type=\"test-failure\" message=\"failing on request\">"),
+    let report = read_junit(&xml);
+    let alpha = report
+        .test_suites
+        .iter()
+        .find(|suite| suite.name.as_str() == "alpha")
+        .expect("alpha's suite");
+    assert_eq!((alpha.tests, alpha.failures), (5, 4), "{xml}");
+    assert_eq!(
+        non_success(
+            case(&report, "alpha", "tests::fails_on_request"),
+            NonSuccessKind::Failure
+        ),
+        Some(("test-failure", "failing on request")),
         "{xml}"
     );
     assert!(xml.contains("panicked at alpha/src/lib.rs"), "{xml}");
@@ -349,7 +388,11 @@ fn failures_other_than_leaks_and_build_errors_exit_with_two() {
     assert!(stderr.contains("the build failed"), "{stderr}");
     // No test ran: the JUnit report says so, and passes nothing.
     let xml = std::fs::read_to_string(&junit_file).expect("junit written");
-    assert!(xml.contains("<error type=\"build\""), "{xml}");
+    let report = read_junit(&xml);
+    assert!(
+        non_success(case(&report, "build", "build"), NonSuccessKind::Error).is_some_and(|(ty, _)| ty == "build"),
+        "{xml}"
+    );
     assert!(!xml.contains("tests::"), "{xml}");
 
     // Output formats that hide the tests from the gate are refused up front.
@@ -518,5 +561,13 @@ fn a_hanging_test_is_stopped_at_the_time_bound_and_reported_as_hung() {
     assert_eq!(document["stopped_after"], "8s");
     assert_eq!(document["unrelated_failures"][0]["kind"], "hung");
     let xml = std::fs::read_to_string(&junit_file).expect("junit written");
-    assert!(xml.contains("<failure type=\"hung\""), "{xml}");
+    let report = read_junit(&xml);
+    assert!(
+        report
+            .test_suites
+            .iter()
+            .flat_map(|suite| &suite.test_cases)
+            .any(|case| non_success(case, NonSuccessKind::Failure).is_some_and(|(ty, _)| ty == "hung")),
+        "{xml}"
+    );
 }

@@ -1,81 +1,67 @@
-//! The subcommand's command line: `cargo taskleak adopt [PATH] [OPTIONS]`.
+//! The subcommand's command line: `cargo taskleak adopt [PATH] [OPTIONS]`,
+//! defined for clap (parsed with the rest in `crate::args`).
 
 use std::path::PathBuf;
 
-pub(crate) const USAGE: &str = "\
-Mark every test of a crate with taskleak's check, and add taskleak to its dev-dependencies.
+use clap::ArgAction;
 
-Usage: cargo taskleak adopt [PATH] [OPTIONS]
-
+/// What `--help` says after the options.
+const AFTER_HELP: &str = "\
 Puts `#[taskleak::verify_no_leaks]` above each `#[test]` and `#[tokio::test]` in tests/ (and
 `#[cfg_attr(test, taskleak::verify_no_leaks)]` in src/), changing nothing else in the files;
-tests it cannot mark are listed with the reason. Running it again changes nothing.
+tests it cannot mark are listed with the reason. Running it again changes nothing.";
 
-Arguments:
-  [PATH]                   the crate's directory, with its Cargo.toml (default: .)
-
-Options:
-      --dry-run            print what would change, and change nothing
-      --taskleak-path <DIR>  depend on the taskleak checkout at DIR (`{ path = … }`) instead of
-                           the version matching this cargo-taskleak
-  -h, --help               print this help";
-
-/// What the user asked for.
-#[derive(Debug, PartialEq, Eq)]
+/// What the user asked for. The doc comments of the fields are `--help`'s.
+#[derive(Debug, PartialEq, Eq, clap::Args)]
+#[command(
+    about = "Mark every test of a crate with taskleak's check, and add taskleak to its dev-dependencies.",
+    long_about = None,
+    after_help = AFTER_HELP,
+    disable_help_flag = true
+)]
 pub(crate) struct Args {
+    /// the crate's directory, with its Cargo.toml
+    #[arg(value_name = "PATH", default_value = ".")]
     pub(crate) dir: PathBuf,
+    /// print what would change, and change nothing
+    #[arg(long)]
     pub(crate) dry_run: bool,
+    #[arg(
+        long,
+        value_name = "DIR",
+        help = "depend on the taskleak checkout at DIR (`{ path = … }`) instead of\n\
+                the version matching this cargo-taskleak"
+    )]
     pub(crate) taskleak_path: Option<PathBuf>,
-    pub(crate) help: bool,
+    /// print this help
+    #[arg(short, long, action = ArgAction::Help)]
+    help: Option<bool>,
 }
 
-/// Parses the arguments after `adopt`.
-pub(crate) fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
-    let mut args = args.into_iter();
-    let mut dir = None;
-    let mut parsed = Args {
-        dir: PathBuf::from("."),
-        dry_run: false,
-        taskleak_path: None,
-        help: false,
-    };
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.to_owned())),
-            _ => (arg.clone(), None),
-        };
-        match flag.as_str() {
-            "--dry-run" => parsed.dry_run = true,
-            "--taskleak-path" => match inline.or_else(|| args.next()) {
-                Some(value) if !value.is_empty() => parsed.taskleak_path = Some(PathBuf::from(value)),
-                _ => return Err("`--taskleak-path` needs a directory: `--taskleak-path DIR`".to_owned()),
-            },
-            "-h" | "--help" => parsed.help = true,
-            other if other.starts_with('-') => {
-                return Err(format!(
-                    "unknown option `{other}` for `cargo taskleak adopt`; see `cargo taskleak adopt --help`"
-                ));
-            }
-            _ if dir.is_some() => {
-                return Err(format!(
-                    "`cargo taskleak adopt` takes one crate directory, and got a second: `{arg}`; run it once per crate"
-                ));
-            }
-            _ => dir = Some(PathBuf::from(arg)),
-        }
+/// The message for an argument `adopt` does not take: an option it does
+/// not have, or a second directory.
+pub(crate) fn unknown(arg: &str) -> String {
+    if arg.starts_with('-') {
+        format!("unknown option `{arg}` for `cargo taskleak adopt`; see `cargo taskleak adopt --help`")
+    } else {
+        format!("`cargo taskleak adopt` takes one crate directory, and got a second: `{arg}`; run it once per crate")
     }
-    if let Some(dir) = dir {
-        parsed.dir = dir;
-    }
-    Ok(parsed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::args::{Command, Stop, parse};
 
     fn parse_all(args: &[&str]) -> Result<Args, String> {
-        parse(args.iter().map(|arg| (*arg).to_owned()))
+        match parse(std::iter::once("adopt").chain(args.iter().copied())) {
+            Ok(parsed) => match parsed.command {
+                Some(Command::Adopt(args)) => Ok(args),
+                None => panic!("not `adopt`: {parsed:?}"),
+            },
+            Err(Stop::Invalid(error)) => Err(error),
+            Err(Stop::Help(help)) => panic!("help, not a mistake: {help}"),
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! where the attribute goes (`scan`, `attrs`), the text edits (`insert`),
 //! `Cargo.toml` (`manifest`), and its own command line (`args`).
 
-mod args;
+pub(crate) mod args;
 mod attrs;
 mod files;
 mod insert;
@@ -18,31 +18,15 @@ use std::path::{Path, PathBuf};
 
 use manifest::{Added, Manifest, Source};
 
-/// `Some(arguments after it)` when the command line is `adopt …` (cargo's
-/// `taskleak` first, as `cargo taskleak adopt` passes it).
-pub(crate) fn subcommand(args: &[String]) -> Option<&[String]> {
-    let args = match args.first().map(String::as_str) {
-        Some("taskleak") => &args[1..],
-        _ => args,
-    };
-    match args.first().map(String::as_str) {
-        Some("adopt") => Some(&args[1..]),
-        _ => None,
-    }
-}
+pub(crate) use args::Args;
 
 /// Runs `cargo taskleak adopt ARGS`; returns the exit code.
 ///
 /// # Errors
 ///
-/// Bad arguments, a crate directory without a usable `Cargo.toml`, or a
-/// file that cannot be written.
-pub(crate) fn run(args: &[String]) -> Result<u8, String> {
-    let args = args::parse(args.iter().cloned())?;
-    if args.help {
-        println!("{}", args::USAGE);
-        return Ok(0);
-    }
+/// A crate directory without a usable `Cargo.toml`, or a file that cannot
+/// be written.
+pub(crate) fn run(args: &Args) -> Result<u8, String> {
     let dir = &args.dir;
     let mut manifest = Manifest::read(dir)?;
     let source = match &args.taskleak_path {
