@@ -1,93 +1,26 @@
 //! The leak records taskleak writes while the tests run (one JSON line per
-//! report, in `TASKLEAK_RECORD_DIR`), read back.
+//! report, in `TASKLEAK_RECORD_DIR`), read back: the types are
+//! `taskleak-records`', the same the library writes.
 
 use std::path::Path;
 
-use serde::Deserialize;
+use taskleak_records::VERSION as RECORD_VERSION;
+pub(crate) use taskleak_records::{Frame, Group, Kind, Record};
 
-/// The record layout this version reads (taskleak's `src/report/record.rs`).
-const RECORD_VERSION: u32 = 1;
-
-/// One check's report.
-#[derive(Clone, Debug, Deserialize)]
-pub(crate) struct Record {
-    pub(crate) version: u32,
-    /// The test binary, as cargo names it (`alpha`, `leaky_tests`).
-    pub(crate) binary: String,
-    /// The test's path (`tests::leaky`), or the binary's name for an
-    /// end-of-binary check.
-    pub(crate) test: Option<String>,
-    /// `test` or `binary`.
-    pub(crate) scope: String,
-    /// The report fails its test (or binary).
-    pub(crate) leak_fails: bool,
-    /// The test failed on its own too: a panic or an `Err`.
-    pub(crate) own_failure: bool,
-    /// The one test the process ran (under nextest).
-    pub(crate) process_test: Option<String>,
-    pub(crate) tasks: usize,
-    pub(crate) threads: usize,
-    pub(crate) groups: Vec<Group>,
-    /// Why some threads were not judged (another test running at the same
-    /// time may have started them); none in older records.
-    #[serde(default)]
-    pub(crate) inconclusive: Option<String>,
-    /// How many threads were not judged.
-    #[serde(default)]
-    pub(crate) unjudged_threads: usize,
-    /// Tokio tasks were started outside every runtime taskleak watches
-    /// while the test ran: `alone` (they are the test's) or `alongside`
-    /// (other tests ran then); none in older records.
-    #[serde(default)]
-    pub(crate) unwatched_tasks: Option<String>,
-    /// Worker threads of a tokio runtime the test started that taskleak
-    /// does not watch.
-    #[serde(default)]
-    pub(crate) unwatched_runtime_workers: usize,
-    /// The report as the test printed it.
-    pub(crate) report: String,
-}
-
-/// Identical leaked tasks or threads within one report.
-#[derive(Clone, Debug, Deserialize)]
-pub(crate) struct Group {
-    /// `task` or `thread`.
-    pub(crate) kind: String,
-    pub(crate) count: usize,
-    pub(crate) spawned_at: Option<String>,
-    /// The text of a task's spawn line, trimmed (`tokio::spawn(async {`),
-    /// when taskleak could read its file; records of older versions of
-    /// taskleak have none.
-    #[serde(default)]
-    pub(crate) spawn_line: Option<String>,
-    /// Which occurrence of `spawn_line`'s text in its file the site is,
-    /// from 1 (0: unknown).
-    #[serde(default)]
-    pub(crate) spawn_occurrence: u32,
-    /// A thread's name.
-    pub(crate) name: Option<String>,
-    pub(crate) state: String,
-    /// A task's cause label (`interval-loop`).
-    pub(crate) cause: Option<String>,
-    /// Outermost first; the last is where it is stuck.
-    pub(crate) frames: Vec<Frame>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub(crate) struct Frame {
-    pub(crate) function: String,
-    pub(crate) location: Option<String>,
-    pub(crate) dependency: Option<String>,
-    /// The other functions of the same machine code (folded by the
-    /// compiler or linker): `function` is then only one of them.
-    #[serde(default)]
-    pub(crate) folded: Vec<String>,
-}
-
-impl Frame {
+/// What the gate shows of a frame.
+pub(crate) trait FrameNames {
     /// Every name the frame may be, sorted: the same whichever one the
     /// symbolizer picked.
-    pub(crate) fn names_sorted(&self) -> Vec<&str> {
+    fn names_sorted(&self) -> Vec<&str>;
+
+    /// The function, or for folded code `one of A | B | C (identical code)`.
+    fn display_name(&self) -> String;
+}
+
+impl FrameNames for Frame {
+    /// Every name the frame may be, sorted: the same whichever one the
+    /// symbolizer picked.
+    fn names_sorted(&self) -> Vec<&str> {
         let mut names: Vec<&str> = std::iter::once(self.function.as_str())
             .chain(self.folded.iter().map(String::as_str))
             .collect();
@@ -96,33 +29,11 @@ impl Frame {
     }
 
     /// The function, or for folded code `one of A | B | C (identical code)`.
-    pub(crate) fn display_name(&self) -> String {
+    fn display_name(&self) -> String {
         if self.folded.is_empty() {
             self.function.clone()
         } else {
             format!("one of {} (identical code)", self.names_sorted().join(" | "))
-        }
-    }
-}
-
-impl Record {
-    /// Whether anything leaked (not only an inconclusive note).
-    pub(crate) fn is_leak(&self) -> bool {
-        self.tasks > 0 || self.threads > 0
-    }
-
-    /// Whether the record is of a whole binary's check, at its end.
-    pub(crate) fn is_binary_check(&self) -> bool {
-        self.scope == "binary"
-    }
-
-    /// The test it belongs to: an end-of-binary check's under nextest is
-    /// the test its process ran.
-    pub(crate) fn test_name(&self) -> String {
-        match (&self.scope[..], &self.process_test, &self.test) {
-            ("binary", Some(test), _) => test.clone(),
-            (_, _, Some(test)) => test.clone(),
-            _ => self.binary.clone(),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use crate::outcomes::TestId;
-use crate::records::{Frame, Group, Record};
+use crate::records::{Frame, FrameNames, Group, Kind, Record};
 use crate::verdicts::{Coverage, Failure, FailureKind};
 use crate::words::plural;
 
@@ -46,7 +46,12 @@ pub(crate) fn leaks(records: &[Record]) -> Vec<Leak> {
             found.push((key_of(group), legacy_key_of(group), group.count, Some(group)));
         }
         // A build without task dumps counts tasks only.
-        let grouped_tasks: usize = record.groups.iter().filter(|g| g.kind == "task").map(|g| g.count).sum();
+        let grouped_tasks: usize = record
+            .groups
+            .iter()
+            .filter(|g| g.kind == Kind::Task)
+            .map(|g| g.count)
+            .sum();
         if record.tasks > grouped_tasks {
             let key = format!("task | uncounted in {}", test.binary);
             found.push((key.clone(), key, record.tasks - grouped_tasks, None));
@@ -55,7 +60,7 @@ pub(crate) fn leaks(records: &[Record]) -> Vec<Leak> {
             let leak = by_key.entry(key.clone()).or_insert_with(|| Leak {
                 key,
                 legacy_key,
-                kind: group.map_or("task".to_owned(), |group| group.kind.clone()),
+                kind: group.map_or("task".to_owned(), |group| group.kind.as_str().to_owned()),
                 count: 0,
                 tests: BTreeSet::new(),
                 spawned_at: group.and_then(|group| group.spawned_at.clone()),
@@ -106,7 +111,12 @@ pub(crate) fn key_of(group: &Group) -> String {
         (None, Some(name)) if is_real_name(name) => format!("named {name}"),
         _ => String::new(),
     };
-    format!("{} | {place} | {} | {}", group.kind, functions_of(group), why_of(group))
+    format!(
+        "{} | {place} | {} | {}",
+        group.kind.as_str(),
+        functions_of(group),
+        why_of(group)
+    )
 }
 
 /// The key of version 1 baselines: the spawn site's file alone, which
@@ -117,7 +127,12 @@ pub(crate) fn legacy_key_of(group: &Group) -> String {
         (None, Some(name)) if is_real_name(name) => format!("named {name}"),
         _ => String::new(),
     };
-    format!("{} | {place} | {} | {}", group.kind, functions_of(group), why_of(group))
+    format!(
+        "{} | {place} | {} | {}",
+        group.kind.as_str(),
+        functions_of(group),
+        why_of(group)
+    )
 }
 
 fn functions_of(group: &Group) -> String {

@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 
 use crate::outcomes::TestId;
+use taskleak_records::Company;
+
 use crate::records::Record;
 
 /// One test whose check could not see everything it started.
@@ -62,7 +64,7 @@ impl NotWatched {
 pub(crate) fn find(records: &[Record]) -> Vec<NotWatched> {
     let mut found: BTreeMap<TestId, NotWatched> = BTreeMap::new();
     for record in records {
-        let tasks_alongside = record.unwatched_tasks.as_deref().map(|company| company != "alone");
+        let tasks_alongside = record.unwatched_tasks.map(|company| company != Company::Alone);
         if tasks_alongside.is_none() && record.unwatched_runtime_workers == 0 {
             continue;
         }

@@ -3,10 +3,12 @@
 //! of its process's in that directory — a clean check too, so that the
 //! gate can tell checked tests from tests that ran without a check.
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::OnceLock;
+
+pub(crate) use taskleak_records::Company;
+use taskleak_records::{Frame, Group, Kind, Record, VERSION};
 
 use crate::model::StackFrame;
 use crate::model::TaskState;
@@ -15,9 +17,6 @@ use crate::report::thread_report::ThreadState;
 
 /// The directory records go to; unset, nothing is recorded.
 const DIR_VARIABLE: &str = "TASKLEAK_RECORD_DIR";
-
-/// The version of a record's layout (`docs/cargo-taskleak.md`).
-const VERSION: u32 = 1;
 
 /// How the check's test ended, beside its report.
 #[derive(Clone, Copy, Debug)]
@@ -42,59 +41,52 @@ pub(crate) struct Unwatched {
     pub(crate) runtime_workers: usize,
 }
 
-/// Whether libtest ran other tests alongside a test.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Company {
-    Alone,
-    Alongside,
-}
-
 /// Appends `report` to this process's record file, if records are asked
 /// for. A record that cannot be written is said on stderr, never a panic:
 /// the test's verdict stands.
 pub(crate) fn write(report: &LeakReport, verdict: Verdict) {
-    append(|binary| to_json(report, verdict, binary));
+    append(|binary| of_report(report, verdict, binary));
 }
 
 /// Records a check that found nothing: `cargo taskleak` counts the tests
 /// that were checked (a test without a record ran without a check). Costs
 /// one appended line, and only when records are asked for.
 pub(crate) fn write_clean(test: &str, scope: Scope, verdict: Verdict) {
-    append(|binary| {
-        let mut out = header(binary, Some(test), scope, verdict);
-        out.push_str("\"tasks\":0,\"threads\":0,\"groups\":[],\"report\":\"\"}");
-        out
+    append(|binary| Record {
+        report: String::new(),
+        ..header(binary, Some(test), scope, verdict)
     });
 }
 
-/// The fields every record opens with, up to and including the comma after
-/// `unwatched_runtime_workers`: who was checked, where, the verdict, and
-/// what the check could not see.
-fn header(binary: &str, test: Option<&str>, scope: Scope, verdict: Verdict) -> String {
-    let scope = match scope {
-        Scope::Test => "test",
-        Scope::Binary => "binary",
-    };
-    format!(
-        "{{\"version\":{VERSION},\"binary\":{},\"test\":{},\"scope\":\"{scope}\",\"leak_fails\":{},\
-         \"own_failure\":{},\"process_test\":{},\"unwatched_tasks\":{},\"unwatched_runtime_workers\":{},",
-        string(binary),
-        test.map_or("null".to_owned(), string),
-        verdict.leak_fails,
-        verdict.own_failure,
-        process_test().as_deref().map_or("null".to_owned(), string),
-        match verdict.unwatched.tasks {
-            None => "null",
-            Some(Company::Alone) => "\"alone\"",
-            Some(Company::Alongside) => "\"alongside\"",
+/// A record of who was checked, where, the verdict, and what the check
+/// could not see; nothing found yet.
+fn header(binary: &str, test: Option<&str>, scope: Scope, verdict: Verdict) -> Record {
+    Record {
+        version: VERSION,
+        binary: binary.to_owned(),
+        test: test.map(str::to_owned),
+        scope: match scope {
+            Scope::Test => taskleak_records::Scope::Test,
+            Scope::Binary => taskleak_records::Scope::Binary,
         },
-        verdict.unwatched.runtime_workers,
-    )
+        leak_fails: verdict.leak_fails,
+        own_failure: verdict.own_failure,
+        process_test: process_test(),
+        unwatched_tasks: verdict.unwatched.tasks,
+        unwatched_runtime_workers: verdict.unwatched.runtime_workers,
+        tasks: 0,
+        threads: 0,
+        full_detail: None,
+        inconclusive: None,
+        unjudged_threads: 0,
+        groups: Vec::new(),
+        report: String::new(),
+    }
 }
 
-/// Appends the line `to_json` makes (given the binary's name) to this
-/// process's record file, if records are asked for.
-fn append(to_json: impl FnOnce(&str) -> String) {
+/// Appends the record `make` makes (given the binary's name) to this
+/// process's record file, as one JSON line, if records are asked for.
+fn append(make: impl FnOnce(&str) -> Record) {
     // Where, worked out once per process: a record is written per test.
     static FILE: OnceLock<Option<(String, PathBuf)>> = OnceLock::new();
     let Some((binary, path)) = FILE
@@ -108,7 +100,13 @@ fn append(to_json: impl FnOnce(&str) -> String) {
     else {
         return;
     };
-    let mut line = to_json(binary);
+    let mut line = match serde_json::to_string(&make(binary)) {
+        Ok(line) => line,
+        Err(error) => {
+            eprintln!("taskleak: could not write the leak record {}: {error}", path.display());
+            return;
+        }
+    };
     line.push('\n');
     // One `write` of the whole line, appended: records of the threads of
     // one process never interleave.
@@ -140,20 +138,7 @@ fn without_cargo_hash(stem: &str) -> &str {
     }
 }
 
-fn to_json(report: &LeakReport, verdict: Verdict, binary: &str) -> String {
-    let mut out = header(binary, report.test(), report.scope, verdict);
-    let _ = write!(
-        out,
-        "\"tasks\":{},\"threads\":{},\"full_detail\":{},\
-         \"inconclusive\":{},\"unjudged_threads\":{},\"groups\":[",
-        report.leaked(),
-        report.leaked_threads(),
-        report.detail() == crate::report::leak_report::Detail::Full,
-        // Why threads were not judged (another test may have started
-        // them): the gate re-runs such a test alone for a verdict.
-        report.inconclusive().map_or("null".to_owned(), string),
-        report.threads.unattributed_count(),
-    );
+fn of_report(report: &LeakReport, verdict: Verdict, binary: &str) -> Record {
     let tasks = report.groups().iter().map(|group| {
         let state = match group.state() {
             TaskState::Waiting => "waiting",
@@ -163,38 +148,49 @@ fn to_json(report: &LeakReport, verdict: Verdict, binary: &str) -> String {
         };
         // The spawn line's text and its occurrence in the file name the
         // site without its line number: the gate's key survives edits above.
-        let (spawn_line, occurrence) = match group.spawn_source() {
-            Some(source) if !source.spawn_line().is_empty() => (string(source.spawn_line()), source.occurrence()),
-            _ => ("null".to_owned(), 0),
+        let (spawn_line, spawn_occurrence) = match group.spawn_source() {
+            Some(source) if !source.spawn_line().is_empty() => {
+                (Some(source.spawn_line().to_owned()), source.occurrence())
+            }
+            _ => (None, 0),
         };
-        let mut item = format!(
-            "{{\"kind\":\"task\",\"count\":{},\"spawned_at\":{},\"spawn_line\":{spawn_line},\
-             \"spawn_occurrence\":{occurrence},\"state\":\"{state}\",\"cause\":\"{}\",\"frames\":",
-            group.count(),
-            group.spawned_at().map_or("null".to_owned(), string),
-            group.cause().label(),
-        );
         // The first branch: where it is stuck; `select!`'s others follow.
         let branches = group.stack().branches();
-        frames(&mut item, branches.first().map_or(&[][..], Vec::as_slice));
-        item.push('}');
-        item
+        Group {
+            kind: Kind::Task,
+            count: group.count(),
+            spawned_at: group.spawned_at().map(str::to_owned),
+            spawn_line,
+            spawn_occurrence,
+            name: None,
+            state: state.to_owned(),
+            cause: Some(group.cause().label().to_owned()),
+            frames: frames(branches.first().map_or(&[][..], Vec::as_slice)),
+        }
     });
-    let threads = report.thread_groups().iter().map(|group| {
-        let mut item = format!(
-            "{{\"kind\":\"thread\",\"count\":{},\"name\":{},\"state\":\"{}\",\"frames\":",
-            group.count(),
-            string(group.name()),
-            thread_state(group.state()),
-        );
-        frames(&mut item, group.stack());
-        item.push('}');
-        item
+    let threads = report.thread_groups().iter().map(|group| Group {
+        kind: Kind::Thread,
+        count: group.count(),
+        spawned_at: None,
+        spawn_line: None,
+        spawn_occurrence: 0,
+        name: Some(group.name().to_owned()),
+        state: thread_state(group.state()).to_owned(),
+        cause: None,
+        frames: frames(group.stack()),
     });
-    let items: Vec<String> = tasks.chain(threads).collect();
-    out.push_str(&items.join(","));
-    let _ = write!(out, "],\"report\":{}}}", string(&report.to_string()));
-    out
+    Record {
+        tasks: report.leaked(),
+        threads: report.leaked_threads(),
+        full_detail: Some(report.detail() == crate::report::leak_report::Detail::Full),
+        // Why threads were not judged (another test may have started
+        // them): the gate re-runs such a test alone for a verdict.
+        inconclusive: report.inconclusive().map(str::to_owned),
+        unjudged_threads: report.threads.unattributed_count(),
+        groups: tasks.chain(threads).collect(),
+        report: report.to_string(),
+        ..header(binary, report.test(), report.scope, verdict)
+    }
 }
 
 /// The one test this process runs, when it was started for one test:
@@ -233,55 +229,23 @@ fn thread_state(state: &ThreadState) -> &'static str {
     }
 }
 
-fn frames(out: &mut String, frames: &[StackFrame]) {
-    let items: Vec<String> = frames
+fn frames(frames: &[StackFrame]) -> Vec<Frame> {
+    frames
         .iter()
-        .map(|frame| {
+        .map(|frame| Frame {
+            function: frame.function().to_owned(),
+            location: frame.location().map(str::to_owned),
+            dependency: frame.dependency().map(str::to_owned),
             // The other names of folded code: the gate must not show, nor
             // key on, the one name the symbolizer happened to pick.
-            let folded: Vec<String> = frame.folded().iter().map(|name| string(name)).collect();
-            format!(
-                "{{\"function\":{},\"location\":{},\"dependency\":{},\"folded\":[{}]}}",
-                string(frame.function()),
-                frame.location().map_or("null".to_owned(), string),
-                frame.dependency().map_or("null".to_owned(), string),
-                folded.join(","),
-            )
+            folded: frame.folded().to_vec(),
         })
-        .collect();
-    let _ = write!(out, "[{}]", items.join(","));
-}
-
-/// A JSON string literal.
-fn string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for ch in text.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn strings_are_escaped_for_json() {
-        assert_eq!(string("a\"b\\c\nd\u{1}"), r#""a\"b\\c\nd\u0001""#);
-        assert_eq!(string("µs → ok"), "\"µs → ok\"");
-    }
 
     #[test]
     fn cargo_hashes_are_dropped_from_binary_names() {
