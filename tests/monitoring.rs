@@ -2,8 +2,7 @@
 //! example service's leak flagged by the monitor and pinpointed by the
 //! grouped dump, the dump endpoint's answers, and the remote check.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -77,20 +76,42 @@ fn monitor_turn() -> std::sync::MutexGuard<'static, ()> {
     MONITORS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// A plain HTTP/1.1 GET: the status, the headers' text and the body.
+/// One request with hyper's client on a runtime of its own: the status,
+/// the headers as `name: value` lines (lowercase) and the body.
 fn get(address: SocketAddr, target: &str, method: &str) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(address).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
-    write!(
-        stream,
-        "{method} {target} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP answer");
-    let status = head[9..12].parse().expect("status");
-    (status, head.to_ascii_lowercase(), body.to_owned())
+    use http_body_util::BodyExt;
+    client(async move {
+        let stream = tokio::net::TcpStream::connect(address).await.expect("connect");
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        // On this client's own runtime, dropped with it.
+        tokio::spawn(connection);
+        let request = hyper::Request::builder()
+            .method(method)
+            .uri(target)
+            .header(hyper::header::HOST, address.to_string())
+            .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+            .expect("a request");
+        let answer = async {
+            let response = sender.send_request(request).await.expect("an HTTP answer");
+            let status = response.status().as_u16();
+            let head: String = response
+                .headers()
+                .iter()
+                .map(|(name, value)| format!("{name}: {}\r\n", String::from_utf8_lossy(value.as_bytes())))
+                .collect();
+            let body = response.into_body().collect().await.expect("the body").to_bytes();
+            (
+                status,
+                head.to_ascii_lowercase(),
+                String::from_utf8_lossy(&body).into_owned(),
+            )
+        };
+        tokio::time::timeout(Duration::from_secs(20), answer)
+            .await
+            .expect("answered within 20 s")
+    })
 }
 
 /// Runs `remote`'s future on a client runtime of its own.

@@ -8,9 +8,6 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Attribute, Expr, ItemFn, Lit, LitStr, MetaNameValue, Token};
 
-const OPTIONS: &str = "`max_retries`, `max_sleep`, `ignore_top_function`, `ignore_any_function`, `ignore_spawned_at`, \
-                       `ignore_thread_name`, `ignore_dependency`, `threads`, `serial`, `runtime`, `crate`";
-
 /// The attribute's own arguments.
 #[derive(Default)]
 pub(crate) struct Config {
@@ -315,7 +312,8 @@ impl Config {
 
 fn unknown_option(path: &syn::Path) -> syn::Error {
     let name = path.to_token_stream().to_string().replace(' ', "");
-    syn::Error::new_spanned(path, format!("unknown option `{name}`; expected one of: {OPTIONS}"))
+    let options = taskleak_options::listed(|_| true);
+    syn::Error::new_spanned(path, format!("unknown option `{name}`; expected one of: {options}"))
 }
 
 fn set_once<T>(slot: &mut Option<T>, value: T, path: &syn::Path) -> syn::Result<()> {
@@ -694,6 +692,21 @@ mod tests {
 
     fn expand(args: TokenStream, item: TokenStream) -> String {
         verify_no_leaks(args, item).to_string()
+    }
+
+    #[test]
+    fn the_parser_takes_every_option_of_the_table_and_no_other() {
+        for option in taskleak_options::OPTIONS {
+            let written = format!("{} = {}", option.name, option.value.example());
+            let args: TokenStream = written.parse().expect("tokens");
+            if let Err(error) = parse_config(args) {
+                panic!("`{written}` is in the option table, and the parser says: {error}");
+            }
+        }
+        let error = parse_config(quote!(max_retry = 3)).err().map(|error| error.to_string());
+        let message = error.expect("an unknown option is refused");
+        assert!(message.contains("unknown option `max_retry`"), "{message}");
+        assert!(message.contains(&taskleak_options::listed(|_| true)), "{message}");
     }
 
     #[test]

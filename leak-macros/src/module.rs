@@ -10,16 +10,13 @@ use syn::{Attribute, Item, ItemMod, MetaNameValue, Token};
 
 use crate::entry::{is_path, is_test_case, parse_config, with_error};
 
-/// Options that may be given several times: a test's add to its module's.
-const LISTS: &[&str] = &[
-    "ignore_top_function",
-    "ignore_any_function",
-    "ignore_spawned_at",
-    "ignore_thread_name",
-    "ignore_dependency",
-];
-
 type Args = Punctuated<MetaNameValue, Token![,]>;
+
+/// Options that may be given several times (ignore rules): a test's add to
+/// its module's instead of replacing them.
+fn is_repeatable(key: &str) -> bool {
+    taskleak_options::find(key).is_some_and(|option| option.repeatable)
+}
 
 pub(crate) fn verify_module(args: TokenStream, mut module: ItemMod) -> TokenStream {
     let result = parse_args(args).and_then(|args| {
@@ -136,7 +133,7 @@ fn merge(module: &Args, test: &Args) -> Args {
     let key = |pair: &MetaNameValue| pair.path.to_token_stream().to_string();
     let mut merged: Args = module
         .iter()
-        .filter(|pair| LISTS.contains(&key(pair).as_str()) || !test.iter().any(|own| key(own) == key(pair)))
+        .filter(|pair| is_repeatable(&key(pair)) || !test.iter().any(|own| key(own) == key(pair)))
         .cloned()
         .collect();
     merged.extend(test.iter().cloned());

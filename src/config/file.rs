@@ -116,9 +116,6 @@ fn add_rule(options: Options, key: &str, pattern: &str) -> Result<Options, Error
     }
 }
 
-const KEYS: &str = "`max_retries`, `max_sleep`, `ignore_top_function`, `ignore_any_function`, `ignore_spawned_at`, \
-                    `ignore_thread_name`, `ignore_dependency`";
-
 /// A problem and the byte range of the text it is about.
 type Problem = (Range<usize>, String);
 
@@ -210,7 +207,15 @@ fn read_keys(table: &DeTable<'_>) -> Result<FileConfig, Problem> {
                 }
             }
             (other, _) => {
-                return Err((key.span(), format!("unknown key `{other}`; expected one of: {KEYS}")));
+                let keys = taskleak_options::listed(|option| option.in_file);
+                let problem = match taskleak_options::find(other) {
+                    Some(_) => format!(
+                        "`{other}` is for the attribute only (one test or module), not the whole crate; \
+                         the file takes: {keys}"
+                    ),
+                    None => format!("unknown key `{other}`; expected one of: {keys}"),
+                };
+                return Err((key.span(), problem));
             }
         }
     }
@@ -299,6 +304,19 @@ mod tests {
             (2, "duplicate key".to_owned())
         );
         assert!(error("just words").1.contains("expected `=`"));
+    }
+
+    #[test]
+    fn the_file_takes_the_options_the_table_marks_for_it() {
+        for option in taskleak_options::OPTIONS {
+            let written = format!("{} = {}", option.name, option.value.example());
+            match (option.in_file, parse(&written)) {
+                (true, Ok(_)) => {}
+                (true, Err((_, problem))) => panic!("`{written}` is marked for the file, which says: {problem}"),
+                (false, Ok(_)) => panic!("`{written}` is not marked for the file, which takes it"),
+                (false, Err((_, problem))) => assert!(problem.contains("attribute only"), "{problem}"),
+            }
+        }
     }
 
     #[test]

@@ -1,17 +1,28 @@
-//! The client side: fetch a running service's JSON dump over plain HTTP/1.1
-//! and assert, with a bounded wait, that no task matches a pattern.
+//! The client side: fetch a running service's JSON dump with hyper's
+//! HTTP/1.1 client and assert, with a bounded wait, that no task matches a
+//! pattern.
 
+use std::error::Error as StdError;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use http::{Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
 
 use crate::error::Error;
 use crate::monitor::task_dump::{TaskDump, TaskGroup};
 
-/// The largest response read: a dump of a million tasks in a thousand
-/// groups is far smaller.
+/// The largest answer read: a dump of a million tasks in a thousand groups
+/// is far smaller.
 const MAX_RESPONSE: usize = 64 << 20;
+
+/// Why a request failed: in words, and the error under it.
+type Failure = (String, Option<Arc<dyn StdError + Send + Sync>>);
 
 /// A running service's [`DumpEndpoint`](super::DumpEndpoint), read from a
 /// test that drives the service from outside: run a scenario, then assert
@@ -29,7 +40,9 @@ const MAX_RESPONSE: usize = 64 << 20;
 #[derive(Clone, Debug)]
 pub struct Remote {
     url: String,
+    /// `host:port` to connect to (port 80 when the URL names none).
     authority: String,
+    /// The path and query asked for.
     target: String,
     timeout: Duration,
     within: Duration,
@@ -48,37 +61,37 @@ impl Remote {
     ///
     /// [`Error::Remote`] for a URL that is not `http://host[:port][/path]`.
     pub fn new(url: &str) -> Result<Self, Error> {
-        let refuse = |reason: &str| Error::Remote {
+        let refuse = |reason: &str, source: Option<Arc<dyn StdError + Send + Sync>>| Error::Remote {
             url: url.to_owned(),
             reason: reason.to_owned(),
-            source: None,
+            source,
         };
-        let rest = url.strip_prefix("http://").ok_or_else(|| {
-            refuse("only `http://host:port/path` URLs are read (serve the dump on a private plain-HTTP port)")
-        })?;
-        let (authority, target) = match rest.find(['/', '?']) {
-            Some(at) => (&rest[..at], &rest[at..]),
-            None => (rest, "/"),
-        };
-        if authority.is_empty() {
-            return Err(refuse("the URL names no host"));
+        // `http::Uri` drops a fragment and reads `host:port/x` as a path:
+        // both would ask for something other than what was written.
+        if url.contains('#') || url.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            return Err(refuse(
+                "the URL holds a space, a control character or a `#fragment`",
+                None,
+            ));
         }
-        if rest.contains(|c: char| c.is_whitespace() || c.is_control() || c == '#') {
-            return Err(refuse("the URL holds a space, a control character or a `#fragment`"));
+        let uri: Uri = url
+            .parse()
+            .map_err(|error: http::uri::InvalidUri| refuse(&format!("not a URL: {error}"), Some(Arc::new(error))))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(refuse(
+                "only `http://host:port/path` URLs are read (serve the dump on a private plain-HTTP port)",
+                None,
+            ));
         }
-        // `host:port`, `[v6]:port`; without a port, HTTP's 80.
-        let has_port = authority
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !port.is_empty() && (!host.contains(':') || host.ends_with(']')));
-        let authority = if has_port {
-            authority.to_owned()
-        } else {
-            format!("{authority}:80")
+        let host = uri.host().filter(|host| !host.is_empty());
+        let Some(host) = host else {
+            return Err(refuse("the URL names no host", None));
         };
-        let target = if target.starts_with('?') {
-            format!("/{target}")
-        } else {
-            target.to_owned()
+        // Without a port, HTTP's 80.
+        let authority = format!("{host}:{}", uri.port_u16().unwrap_or(80));
+        let target = match uri.query() {
+            Some(query) => format!("{}?{query}", uri.path()),
+            None => uri.path().to_owned(),
         };
         Ok(Remote {
             url: url.to_owned(),
@@ -132,38 +145,37 @@ impl Remote {
     /// [`Error::Remote`] when the service cannot be reached in time,
     /// answers other than 200, or with something other than a dump.
     pub async fn fetch(&self) -> Result<TaskDump, Error> {
-        let fail_with = |reason: String, source: Option<Arc<dyn std::error::Error + Send + Sync>>| Error::Remote {
+        let fail = |(reason, source): Failure| Error::Remote {
             url: self.url.clone(),
             reason,
             source,
         };
-        let fail = |reason: String| fail_with(reason, None);
-        let response = crate::tasks::timer::timeout(self.timeout, self.get())
+        let (status, body) = crate::tasks::timer::timeout(self.timeout, self.get())
             .await
             .ok_or_else(|| {
-                fail(format!(
-                    "no answer within {:.1} s; is the service up, and is this its dump endpoint?",
-                    self.timeout.as_secs_f64()
+                fail((
+                    format!(
+                        "no answer within {:.1} s; is the service up, and is this its dump endpoint?",
+                        self.timeout.as_secs_f64()
+                    ),
+                    None,
                 ))
             })?
-            .map_err(|error| {
-                fail_with(
-                    format!("{error}; is the service listening there?"),
-                    Some(Arc::new(error)),
-                )
-            })?;
-        let (status, body) = parse_response(&response).map_err(fail)?;
-        if status != 200 {
+            .map_err(fail)?;
+        if status != StatusCode::OK {
             let excerpt: String = String::from_utf8_lossy(&body).chars().take(300).collect();
-            return Err(fail(format!("the service answered {status}: {excerpt}")));
+            return Err(fail((
+                format!("the service answered {}: {excerpt}", status.as_u16()),
+                None,
+            )));
         }
         serde_json::from_slice(&body).map_err(|error| {
-            fail_with(
+            fail((
                 format!(
                     "the answer is not a taskleak dump ({error}); point the URL at a `DumpEndpoint` of the same taskleak version"
                 ),
                 Some(Arc::new(error)),
-            )
+            ))
         })
     }
 
@@ -252,83 +264,75 @@ impl Remote {
         }
     }
 
-    /// One `GET`, read to the end (the request asks the server to close).
-    async fn get(&self) -> std::io::Result<Vec<u8>> {
-        let mut stream = tokio::net::TcpStream::connect(&self.authority).await?;
-        let request = format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\nConnection: close\r\nUser-Agent: taskleak\r\n\r\n",
-            self.target, self.authority
-        );
-        stream.write_all(request.as_bytes()).await?;
-        let mut response = Vec::new();
-        let mut limited = (&mut stream).take(MAX_RESPONSE as u64 + 1);
-        limited.read_to_end(&mut response).await?;
-        if response.len() > MAX_RESPONSE {
-            return Err(std::io::Error::other(format!(
-                "the answer is over {} MiB",
-                MAX_RESPONSE >> 20
-            )));
-        }
-        Ok(response)
+    /// One `GET` on a connection of its own, driven here: taskleak spawns
+    /// no task in the caller's runtime (a test's check would see it).
+    async fn get(&self) -> Result<(StatusCode, Bytes), Failure> {
+        let stream = tokio::net::TcpStream::connect(&self.authority).await.map_err(|error| {
+            (
+                format!("{error}; is the service listening there?"),
+                Some(Arc::new(error) as _),
+            )
+        })?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|error| (format!("{error}"), Some(Arc::new(error) as _)))?;
+        let request = Request::get(&self.target)
+            .header(header::HOST, &self.authority)
+            .header(header::ACCEPT, "application/json")
+            .header(header::USER_AGENT, "taskleak")
+            .body(Empty::<Bytes>::new())
+            .map_err(|error| (format!("{error}"), Some(Arc::new(error) as _)))?;
+        let exchange = async move {
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|error| (format!("{error}"), Some(Arc::new(error) as _)))?;
+            let status = response.status();
+            let body = Limited::new(response.into_body(), MAX_RESPONSE)
+                .collect()
+                .await
+                .map_err(|error| {
+                    let reason = if error.is::<http_body_util::LengthLimitError>() {
+                        format!("the answer is over {} MiB", MAX_RESPONSE >> 20)
+                    } else {
+                        error.to_string()
+                    };
+                    (reason, Some(Arc::from(error)))
+                })?;
+            Ok((status, body.to_bytes()))
+        };
+        drive(exchange, connection).await
     }
 }
 
-/// The status and body of a whole HTTP/1.1 response: its body delimited by
-/// `Content-Length`, chunked, or the end of the connection.
-fn parse_response(response: &[u8]) -> Result<(u16, Vec<u8>), String> {
-    let end = response
-        .windows(4)
-        .position(|window| window == b"\r\n\r\n")
-        .ok_or("the answer is not HTTP: it has no header end")?;
-    let head = std::str::from_utf8(&response[..end]).map_err(|_| "the answer's headers are not text")?;
-    let body = &response[end + 4..];
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|line| line.strip_prefix("HTTP/1."))
-        .and_then(|line| line.get(2..5))
-        .and_then(|code| code.parse().ok())
-        .ok_or("the answer is not HTTP/1.x")?;
-    let header = |name: &str| {
-        head.split("\r\n").skip(1).find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            key.trim().eq_ignore_ascii_case(name).then(|| value.trim().to_owned())
-        })
-    };
-    if header("transfer-encoding").is_some_and(|coding| coding.eq_ignore_ascii_case("chunked")) {
-        return Ok((status, dechunk(body)?));
-    }
-    match header("content-length") {
-        Some(length) => {
-            let length: usize = length.parse().map_err(|_| format!("bad Content-Length `{length}`"))?;
-            let body = body
-                .get(..length)
-                .ok_or_else(|| format!("the answer ended after {} of its {length} bytes", body.len()))?;
-            Ok((status, body.to_vec()))
+/// Runs `exchange` while driving its `connection`, which hyper leaves to
+/// the caller; once the connection ends, what it delivered is still read.
+async fn drive<T>(
+    exchange: impl Future<Output = Result<T, Failure>>,
+    connection: impl Future<Output = Result<(), hyper::Error>>,
+) -> Result<T, Failure> {
+    let mut exchange = pin!(exchange);
+    let mut connection = pin!(connection);
+    let mut connected = true;
+    poll_fn(|cx| {
+        if let Poll::Ready(done) = exchange.as_mut().poll(cx) {
+            return Poll::Ready(done);
         }
-        None => Ok((status, body.to_vec())),
-    }
-}
-
-/// Joins a chunked body's chunks.
-fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
-    let mut joined = Vec::new();
-    loop {
-        let line_end = body
-            .windows(2)
-            .position(|window| window == b"\r\n")
-            .ok_or("a chunk has no size line")?;
-        let size_line = std::str::from_utf8(&body[..line_end]).map_err(|_| "a chunk size is not text")?;
-        let size_hex = size_line.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_hex, 16).map_err(|_| format!("bad chunk size `{size_hex}`"))?;
-        body = &body[line_end + 2..];
-        if size == 0 {
-            return Ok(joined);
+        if connected {
+            match connection.as_mut().poll(cx) {
+                Poll::Ready(Ok(())) => {
+                    connected = false;
+                    return exchange.as_mut().poll(cx);
+                }
+                Poll::Ready(Err(error)) => {
+                    return Poll::Ready(Err((format!("{error}"), Some(Arc::new(error) as _))));
+                }
+                Poll::Pending => {}
+            }
         }
-        let chunk = body.get(..size).ok_or("the answer ended inside a chunk")?;
-        joined.extend_from_slice(chunk);
-        body = body.get(size + 2..).ok_or("the answer ended after a chunk")?;
-    }
+        Poll::Pending
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -365,18 +369,57 @@ mod tests {
         }
     }
 
-    #[test]
-    fn bodies_by_length_chunks_and_connection_end_are_read() {
-        let by_length = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\ncontent-type: x\r\n\r\nhello";
-        assert_eq!(parse_response(by_length), Ok((200, b"hello".to_vec())));
-        let chunked =
-            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\n\r\n";
-        assert_eq!(parse_response(chunked), Ok((200, b"hello world".to_vec())));
-        assert_eq!(
-            parse_response(b"HTTP/1.0 404 Not Found\r\n\r\nno"),
-            Ok((404, b"no".to_vec()))
-        );
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort").is_err());
-        assert!(parse_response(b"SSH-2.0-OpenSSH\r\n").is_err());
+    /// A server on 127.0.0.1 that answers each connection with the next
+    /// of `answers`, as written, and closes it.
+    async fn serve(answers: Vec<Vec<u8>>) -> std::net::SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            for answer in answers {
+                let (mut socket, _) = listener.accept().await.expect("accept");
+                let mut request = [0u8; 1024];
+                let _ = socket.read(&mut request).await;
+                socket.write_all(&answer).await.expect("answer");
+            }
+        });
+        address
+    }
+
+    #[tokio::test]
+    async fn answers_by_length_chunks_and_connection_end_are_read() {
+        let dump = br#"{"tasks":0,"groups":[],"threads":null,"notes":[],"took_micros":0}"#;
+        let chunked = [
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\n".as_slice(),
+            &dump[..5],
+            b"\r\n",
+            format!("{:x}\r\n", dump.len() - 5).as_bytes(),
+            &dump[5..],
+            b"\r\n0\r\n\r\n",
+        ]
+        .concat();
+        let answers = vec![
+            [
+                format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", dump.len()).as_bytes(),
+                dump,
+            ]
+            .concat(),
+            chunked,
+            [b"HTTP/1.0 200 OK\r\n\r\n".as_slice(), dump].concat(),
+            b"HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\nno".to_vec(),
+            b"SSH-2.0-OpenSSH\r\n".to_vec(),
+        ];
+        let address = serve(answers).await;
+        let remote = Remote::new(&format!("http://{address}/debug/tasks"))
+            .expect("valid")
+            .timeout(Duration::from_secs(10));
+        for how in ["length", "chunks", "connection end"] {
+            let read = remote.fetch().await.unwrap_or_else(|error| panic!("by {how}: {error}"));
+            assert_eq!(read.tasks(), 0, "by {how}");
+        }
+        let not_found = remote.fetch().await.expect_err("404").to_string();
+        assert!(not_found.contains("the service answered 404: no"), "{not_found}");
+        let not_http = remote.fetch().await.expect_err("not HTTP");
+        assert!(not_http.source().is_some(), "{not_http}");
     }
 }
