@@ -249,8 +249,10 @@ pub use config::{DEFAULT_MAX_RETRIES, DEFAULT_MAX_SLEEP, DUMP_TIMEOUT, FIRST_SLE
 pub use error::Error;
 pub use harness::{SharedRuntime, check_at_exit, verify_main};
 pub use model::{AsyncStack, Cause, FIXES_PAGE, StackFrame, TaskState};
-pub use monitor::{Dumper, Growth, Monitor, MonitorBuilder, Resource, SAMPLE_IDS, Sample, TaskDump, TaskGroup};
-pub use report::{Detail, LeakGroup, LeakReport, SourceExcerpt, ThreadGroup, ThreadState};
+pub use monitor::{
+    Dumper, Growth, Monitor, MonitorBuilder, Resource, SAMPLE_IDS, Sample, TaskDump, TaskGroup, ThreadListing,
+};
+pub use report::{Detail, GracePeriod, LeakGroup, LeakReport, SourceExcerpt, ThreadGroup, ThreadState};
 pub use tasks::{Snapshot, Tracker};
 
 /// Fails the test if it leaves tokio tasks or threads running; goes

@@ -49,7 +49,7 @@ fn a_leak_after_the_snapshot_is_reported_with_its_spawn_site() {
         let (report, line) = report;
         assert_eq!(report.leaked(), 1);
         assert_eq!(report.test(), None);
-        assert_eq!(report.grace_period().0, 5);
+        assert_eq!(report.grace_period().retries, 5);
         if cfg!(tokio_unstable) {
             assert_eq!(report.detail(), Detail::Full);
             let group = &report.groups()[0];

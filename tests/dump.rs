@@ -171,7 +171,7 @@ fn threads_are_listed_grouped_when_asked_for() {
         .collect();
     let dump = runtime.block_on(async {
         Dumper::new(&tokio::runtime::Handle::current())
-            .threads(true, true)
+            .threads(taskleak::ThreadListing::WithStacks)
             .dump()
             .await
             .expect("dump")

@@ -191,13 +191,12 @@ fn say_unwatched_runtime(test: &str, workers: usize) {
         return;
     }
     say_uncaptured(&format!(
-        "taskleak: note: `{test}` started a tokio runtime taskleak does not watch ({} worker thread{}, \
+        "taskleak: note: `{test}` started a tokio runtime taskleak does not watch ({}, \
          e.g. a global `LazyLock<Runtime>`): tasks spawned on it are not checked, in this test or later \
          ones. To check them, build it with `taskleak::SharedRuntime` and mark the tests \
          `#[taskleak::verify_no_leaks(runtime = \"…\")]`, or check the whole binary at its end with \
          `taskleak::verify_test_binary!()`\n",
-        workers,
-        if workers == 1 { "" } else { "s" },
+        crate::report::plural(workers, "worker thread"),
     ));
 }
 

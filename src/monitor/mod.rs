@@ -8,4 +8,4 @@ mod live;
 mod task_dump;
 
 pub use live::{Growth, Monitor, MonitorBuilder, Resource, Sample};
-pub use task_dump::{Dumper, SAMPLE_IDS, TaskDump, TaskGroup};
+pub use task_dump::{Dumper, SAMPLE_IDS, TaskDump, TaskGroup, ThreadListing};

@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::model::AsyncStack;
 use crate::model::Cause;
 use crate::model::TaskState;
-use crate::report::ThreadGroup;
+use crate::report::{ThreadGroup, plural};
 use crate::tasks::Tracker;
 
 /// Task ids kept per group: enough to find a few in a debugger or in logs;
@@ -98,18 +98,20 @@ impl Dumper {
     }
 
     /// Lists the process's threads too, grouped by name and what they are
-    /// blocked in (Linux). With `stacks`, also their native stacks: each
-    /// thread (up to 32) is signalled once to capture its own.
+    /// blocked in (Linux); with [`ThreadListing::WithStacks`], also their
+    /// native stacks: each thread (up to 32) is signalled once to capture
+    /// its own.
     ///
     /// ```
     /// # let runtime = tokio::runtime::Runtime::new()?;
-    /// let dumper = taskleak::Dumper::new(runtime.handle()).threads(true, false);
+    /// use taskleak::ThreadListing;
+    /// let dumper = taskleak::Dumper::new(runtime.handle()).threads(ThreadListing::Grouped);
     /// # let _ = dumper;
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn threads(mut self, threads: bool, stacks: bool) -> Self {
-        self.threads = threads;
-        self.thread_stacks = threads && stacks;
+    pub fn threads(mut self, listing: ThreadListing) -> Self {
+        self.threads = true;
+        self.thread_stacks = listing == ThreadListing::WithStacks;
         self
     }
 
@@ -452,10 +454,9 @@ impl fmt::Display for TaskDump {
         let groups = self.groups.len();
         writeln!(
             f,
-            "taskleak: {} live task{} in {groups} group{} (dump took {:.1} ms)",
-            self.tasks,
-            plural(self.tasks),
-            plural(groups),
+            "taskleak: {} in {} (dump took {:.1} ms)",
+            plural(self.tasks, "live task"),
+            plural(groups, "group"),
             self.took().as_secs_f64() * 1e3
         )?;
         for group in &self.groups {
@@ -464,7 +465,7 @@ impl fmt::Display for TaskDump {
         }
         if let Some(threads) = &self.threads {
             let count: usize = threads.iter().map(ThreadGroup::count).sum();
-            writeln!(f, "\n{count} thread{}:", plural(count))?;
+            writeln!(f, "\n{}:", plural(count, "thread"))?;
             for group in threads {
                 crate::report::write_dump_group(f, group)?;
             }
@@ -495,8 +496,22 @@ fn without_dot_dirs(path: &str) -> String {
     parts.join("/")
 }
 
-fn plural(count: usize) -> &'static str {
-    if count == 1 { "" } else { "s" }
+/// How much of the process's threads a [`Dumper::threads`] dump lists.
+///
+/// ```
+/// # let runtime = tokio::runtime::Runtime::new()?;
+/// let dumper = taskleak::Dumper::new(runtime.handle()).threads(taskleak::ThreadListing::WithStacks);
+/// # let _ = dumper;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ThreadListing {
+    /// Grouped by name and what they are blocked in, from `/proc`.
+    Grouped,
+    /// Grouped, with each group's native stack: each thread (up to 32) is
+    /// signalled once to capture its own.
+    WithStacks,
 }
 
 /// Tasks of a [`TaskDump`] spawned at the same place and stuck at the same
@@ -621,11 +636,7 @@ impl TaskGroup {
 
 impl fmt::Display for TaskGroup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let tasks = if self.count == 1 {
-            "1 task".to_owned()
-        } else {
-            format!("{} tasks", self.count)
-        };
+        let tasks = plural(self.count, "task");
         let at = self.spawned_at.as_deref().unwrap_or("(spawn site unknown)");
         write!(f, "{tasks} @ {at}")?;
         if let Some(waits_on) = &self.waits_on {

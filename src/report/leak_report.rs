@@ -11,6 +11,7 @@ use crate::model::Cause;
 use crate::model::TaskState;
 use crate::report::source::SourceExcerpt;
 use crate::report::thread_report::{self, ThreadGroup, ThreadSection};
+use crate::report::words::plural;
 
 /// The tasks a check found still alive, grouped. This is the error of
 /// [`Snapshot::verify`](crate::Snapshot::verify); `#[verify_no_leaks]`
@@ -90,6 +91,23 @@ pub struct LeakGroup {
     pub(crate) source: Option<Arc<SourceExcerpt>>,
 }
 
+/// What a check waited before judging: its re-checks and the time they took.
+///
+/// ```
+/// # fn show(report: &taskleak::LeakReport) {
+/// let taskleak::GracePeriod { retries, waited, .. } = report.grace_period();
+/// println!("{retries} retries over {waited:?}");
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GracePeriod {
+    /// Re-checks made after the first look.
+    pub retries: u32,
+    /// The time they took.
+    pub waited: Duration,
+}
+
 impl LeakReport {
     /// The test that leaked, when the check ran under `#[verify_no_leaks]`.
     ///
@@ -132,12 +150,15 @@ impl LeakReport {
     ///
     /// ```
     /// # fn show(report: &taskleak::LeakReport) {
-    /// let (retries, waited) = report.grace_period();
-    /// println!("{retries} retries over {waited:?}");
+    /// let grace = report.grace_period();
+    /// println!("{} retries over {:?}", grace.retries, grace.waited);
     /// # }
     /// ```
-    pub fn grace_period(&self) -> (u32, Duration) {
-        (self.retries, self.waited)
+    pub fn grace_period(&self) -> GracePeriod {
+        GracePeriod {
+            retries: self.retries,
+            waited: self.waited,
+        }
     }
 
     /// How many threads the test leaked (after ignore rules).
@@ -383,14 +404,6 @@ pub(crate) fn group(survivors: Vec<Survivor>) -> Vec<LeakGroup> {
     groups
 }
 
-fn plural(count: usize, word: &str) -> String {
-    if count == 1 {
-        format!("{count} {word}")
-    } else {
-        format!("{count} {word}s")
-    }
-}
-
 /// The lines that turn on full reports, quoted in count-only reports.
 pub(crate) const ENABLE_FULL_REPORTS: &str = "[build]\nrustflags = [\"--cfg\", \"tokio_unstable\"]";
 
@@ -405,7 +418,7 @@ impl fmt::Display for LeakReport {
         let waited = self.waited.as_secs_f64();
         if self.leaked == 0 {
             // Threads alone: tell their own grace period.
-            let retries = plural(threads.retries as usize, "retry").replace("retrys", "retries");
+            let retries = plural(threads.retries as usize, "retry");
             let waited = threads.waited.as_secs_f64();
             if threads.leaked.is_empty() {
                 let alive = plural(threads.unattributed_count(), "thread");
@@ -428,7 +441,7 @@ impl fmt::Display for LeakReport {
                 "taskleak: {leaked} leaked{who} (the check was blocked for {waited:.2} s)"
             )?;
         } else {
-            let retries = plural(self.retries as usize, "retry").replace("retrys", "retries");
+            let retries = plural(self.retries as usize, "retry");
             let mut leaked = plural(self.leaked, "task");
             if !threads.leaked.is_empty() {
                 leaked = format!("{leaked} and {}", plural(threads.leaked_count(), "thread"));

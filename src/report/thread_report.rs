@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::model::StackFrame;
+use crate::report::words::{counted, plural};
 
 /// What a leaked thread was doing: the kernel's view of it (its scheduler
 /// state and the system call it is in), made precise by its stack.
@@ -379,14 +380,9 @@ fn headline(group: &ThreadGroup) -> (String, String) {
         .join(", ");
     let more = if group.count() > 5 { ", …" } else { "" };
     let count = group.count();
-    let threads = if count == 1 {
-        "1 thread".to_owned()
-    } else {
-        format!("{count} threads")
-    };
     (
-        threads,
-        format!("thread id{} {ids}{more}", if count == 1 { "" } else { "s" }),
+        plural(count, "thread"),
+        format!("{} {ids}{more}", counted(count, "thread id")),
     )
 }
 

@@ -4,7 +4,7 @@ use std::future::Future;
 
 use http::{Method, Request, Response, StatusCode, header};
 
-use crate::monitor::task_dump::Dumper;
+use crate::monitor::task_dump::{Dumper, ThreadListing};
 
 /// Serves a [`Dumper`]'s dumps: `GET` answers with the grouped dump as
 /// text, or as JSON (a serialized [`TaskDump`](crate::TaskDump)) for
@@ -111,7 +111,8 @@ impl DumpEndpoint {
                 return with_type(StatusCode::OK, content_type, String::new());
             }
             let dumper = match asked.threads {
-                Some(stacks) => dumper.threads(true, stacks),
+                Some(true) => dumper.threads(ThreadListing::WithStacks),
+                Some(false) => dumper.threads(ThreadListing::Grouped),
                 None => dumper,
             };
             match dumper.dump().await {
