@@ -1,7 +1,7 @@
 //! What production monitoring costs, each figure beside its baseline in the
 //! same run:
 //!
-//! - `task_dump`: a grouped [`taskleak::Dumper::dump`] of N live tasks (with
+//! - `task_dump`: a grouped [`taskleak::monitor::Dumper::dump`] of N live tasks (with
 //!   a tracker: spawn sites too) against tokio's own `Handle::dump()` of the
 //!   same tasks, for identical and for 64 distinct stacks (needs
 //!   `--cfg tokio_unstable`);
@@ -19,7 +19,7 @@
 use std::time::Duration;
 
 use divan::Bencher;
-use taskleak::Monitor;
+use taskleak::monitor::Monitor;
 
 #[cfg(tokio_unstable)]
 mod support;
@@ -73,7 +73,8 @@ fn monitor_thread_cpu() -> Option<Duration> {
 // tokio's `Handle::dump`, the baseline, exists only with `tokio_unstable`.
 #[cfg(tokio_unstable)]
 mod task_dump {
-    use taskleak::{Dumper, Tracker};
+    use taskleak::Tracker;
+    use taskleak::monitor::Dumper;
 
     use super::*;
     use crate::support::wait_at;

@@ -18,7 +18,7 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use taskleak::http::DumpEndpoint;
+use taskleak::monitor::http::DumpEndpoint;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -59,7 +59,7 @@ pub(crate) fn runtime(tracker: &taskleak::Tracker) -> std::io::Result<tokio::run
 
 /// Serves `/session` (leaks a task), `/ping` (spawns one that ends) and
 /// `/debug/tasks` (the grouped dump) on `listener`, until it fails.
-pub(crate) async fn serve(listener: TcpListener, dumper: taskleak::Dumper) -> std::io::Result<()> {
+pub(crate) async fn serve(listener: TcpListener, dumper: taskleak::monitor::Dumper) -> std::io::Result<()> {
     let endpoint = DumpEndpoint::new(dumper);
     let sessions = Sessions::default();
     loop {
@@ -107,9 +107,9 @@ pub(crate) fn monitor(
     interval: Duration,
     window: Duration,
     min_growth: usize,
-    on_growth: impl Fn(&taskleak::Growth) + Send + Sync + 'static,
-) -> Result<taskleak::Monitor, taskleak::Error> {
-    taskleak::Monitor::builder(handle)
+    on_growth: impl Fn(&taskleak::monitor::Growth) + Send + Sync + 'static,
+) -> Result<taskleak::monitor::Monitor, taskleak::Error> {
+    taskleak::monitor::Monitor::builder(handle)
         .interval(interval)
         .window(window)
         .min_growth(min_growth)
@@ -134,7 +134,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             50,
             |growth| eprintln!("{growth}"),
         )?;
-        let dumper = taskleak::Dumper::new(&tokio::runtime::Handle::current()).tracker(&tracker);
+        let dumper = taskleak::monitor::Dumper::new(&tokio::runtime::Handle::current()).tracker(&tracker);
         serve(listener, dumper).await?;
         Ok(())
     })

@@ -36,7 +36,7 @@ pub enum Error {
     /// The tracker's hooks are not installed on the runtime being checked,
     /// so it would see no task at all.
     NotInstalled,
-    /// A [`Monitor`](crate::Monitor) setting that cannot work.
+    /// A [`Monitor`](crate::monitor::Monitor) setting that cannot work.
     InvalidMonitor {
         /// What is wrong and what to give instead.
         reason: String,
@@ -49,7 +49,7 @@ pub enum Error {
         source: Arc<io::Error>,
     },
     /// A running service's task dump could not be fetched or read
-    /// (`taskleak::http::Remote`).
+    /// (`taskleak::monitor::http::Remote`).
     Remote {
         /// The URL asked for.
         url: String,

@@ -149,10 +149,10 @@
 //! # Monitoring a running service
 //!
 //! Leaks that tests miss show in production as a task count that only
-//! grows. A [`Monitor`] samples it (and the thread count) and warns through
-//! `tracing` when its floor keeps rising; a [`Dumper`] groups the live
+//! grows. A [`Monitor`](monitor::Monitor) samples it (and the thread count) and warns through
+//! `tracing` when its floor keeps rising; a [`Dumper`](monitor::Dumper) groups the live
 //! tasks as "N tasks @ spawn site + stack", largest first, to say where;
-//! with the `http` feature, `taskleak::http` serves that dump and checks it
+//! with the `http` feature, `taskleak::monitor::http` serves that dump and checks it
 //! from a test. See `docs/monitoring.md`.
 //!
 //! ```
@@ -162,10 +162,10 @@
 //! tracker.install(&mut builder);
 //! let runtime = builder.enable_all().build()?;
 //!
-//! let monitor = taskleak::Monitor::builder(runtime.handle())
+//! let monitor = taskleak::monitor::Monitor::builder(runtime.handle())
 //!     .on_growth(|growth| eprintln!("{growth}"))
 //!     .start()?;
-//! let dumper = taskleak::Dumper::new(runtime.handle()).tracker(&tracker);
+//! let dumper = taskleak::monitor::Dumper::new(runtime.handle()).tracker(&tracker);
 //! let dump = runtime.block_on(async {
 //!     tokio::spawn(std::future::pending::<()>());
 //!     tokio::task::yield_now().await;
@@ -209,7 +209,7 @@
 //!   check is then *inconclusive* and passes, saying how to get an exact
 //!   result (`cargo nextest run`, `--test-threads=1`, or `serial = true`).
 //!   See `docs/threads.md`.
-//! - A [`Dumper`] groups a multi-thread runtime's tasks by spawn site,
+//! - A [`Dumper`](monitor::Dumper) groups a multi-thread runtime's tasks by spawn site,
 //!   without stacks: tokio 1.54's dump of such a runtime can leave a worker
 //!   stuck for good (tokio-rs/tokio#8370), which a service must never risk
 //!   for a debug page. Current-thread runtimes are dumped with stacks.
@@ -229,18 +229,15 @@ mod error;
 mod harness;
 mod libtest;
 mod model;
-mod monitor;
-mod report;
+pub mod monitor;
+pub mod report;
 mod tasks;
 mod threads;
 
 /// Why a task leaked, and how to fix it: the page each report's `fix:` line
-/// links to, one section per [`Cause`].
+/// links to, one section per [`Cause`](report::Cause).
 #[doc = include_str!("../docs/fixes.md")]
 pub mod fixes {}
-
-#[cfg(feature = "http")]
-pub use monitor::http;
 
 #[doc(hidden)]
 pub mod __private;
@@ -248,11 +245,7 @@ pub mod __private;
 pub use config::{DEFAULT_MAX_RETRIES, DEFAULT_MAX_SLEEP, DUMP_TIMEOUT, FIRST_SLEEP, Options};
 pub use error::Error;
 pub use harness::{SharedRuntime, check_at_exit, verify_main};
-pub use model::{AsyncStack, Cause, FIXES_PAGE, StackFrame, TaskState};
-pub use monitor::{
-    Dumper, Growth, Monitor, MonitorBuilder, Resource, SAMPLE_IDS, Sample, TaskDump, TaskGroup, ThreadListing,
-};
-pub use report::{Detail, GracePeriod, LeakGroup, LeakReport, SourceExcerpt, ThreadGroup, ThreadState};
+pub use report::LeakReport;
 pub use tasks::{Snapshot, Tracker};
 
 /// Fails the test if it leaves tokio tasks or threads running; goes

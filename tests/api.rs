@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use taskleak::{Detail, Error, Options, Tracker};
+use taskleak::report::Detail;
+use taskleak::{Error, Options, Tracker};
 
 mod support;
 

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use taskleak::{Dumper, Tracker};
+use taskleak::Tracker;
+use taskleak::monitor::Dumper;
 
 mod support;
 
@@ -42,7 +43,7 @@ fn spawn_two_kinds() -> (std::sync::Arc<tokio::sync::Notify>, Vec<tokio::sync::m
 }
 
 /// The dump of [`spawn_two_kinds`]'s tasks, each parked where it waits.
-fn dump_two_kinds(runtime: &tokio::runtime::Runtime, tracker: Option<&Tracker>) -> taskleak::TaskDump {
+fn dump_two_kinds(runtime: &tokio::runtime::Runtime, tracker: Option<&Tracker>) -> taskleak::monitor::TaskDump {
     runtime.block_on(async {
         let kept = spawn_two_kinds();
         // Every task polled once, so parked where it waits. A current-thread
@@ -74,11 +75,12 @@ fn identical_tasks_are_one_group_with_their_count_largest_first() {
     if cfg!(tokio_unstable) {
         assert_eq!(counts, [300, 20], "{dump}");
         let (notified, receiving) = (&dump.groups()[0], &dump.groups()[1]);
-        let spawned_at =
-            |group: &taskleak::TaskGroup, name| group.spawned_at().is_some_and(|at| at.starts_with(&site(name)));
+        let spawned_at = |group: &taskleak::monitor::TaskGroup, name| {
+            group.spawned_at().is_some_and(|at| at.starts_with(&site(name)))
+        };
         assert!(spawned_at(notified, "notified"), "{dump}");
         assert!(spawned_at(receiving, "receiving"), "{dump}");
-        assert_eq!(notified.task_ids().len(), taskleak::SAMPLE_IDS);
+        assert_eq!(notified.task_ids().len(), taskleak::monitor::SAMPLE_IDS);
         assert!(notified.task_ids().is_sorted());
         assert!(text.starts_with("taskleak: 320 live tasks in 2 groups"), "{text}");
         assert_eq!(notified.waits_on(), Some("notify"), "{dump}");
@@ -171,7 +173,7 @@ fn threads_are_listed_grouped_when_asked_for() {
         .collect();
     let dump = runtime.block_on(async {
         Dumper::new(&tokio::runtime::Handle::current())
-            .threads(taskleak::ThreadListing::WithStacks)
+            .threads(taskleak::monitor::ThreadListing::WithStacks)
             .dump()
             .await
             .expect("dump")
@@ -185,7 +187,7 @@ fn threads_are_listed_grouped_when_asked_for() {
         let sleepers: Vec<_> = threads.iter().filter(|group| group.name() == "dump-sleeper").collect();
         assert_eq!(sleepers.len(), 1, "identical threads are one group: {dump}");
         assert_eq!(sleepers[0].count(), 3, "{dump}");
-        assert_eq!(sleepers[0].state(), &taskleak::ThreadState::Sleeping, "{dump}");
+        assert_eq!(sleepers[0].state(), &taskleak::report::ThreadState::Sleeping, "{dump}");
         assert!(
             sleepers[0]
                 .stack()

@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use taskleak::http::Remote;
-use taskleak::{Resource, TaskDump, Tracker};
+use taskleak::Tracker;
+use taskleak::monitor::http::Remote;
+use taskleak::monitor::{Resource, TaskDump};
 
 #[allow(dead_code)] // its `main` is the example's own
 #[path = "../examples/leaky_service.rs"]
@@ -31,7 +32,7 @@ impl Service {
             .expect("bind");
         let address = listener.local_addr().expect("address");
         let handle = runtime.handle().clone();
-        let dumper = taskleak::Dumper::new(&handle).tracker(&tracker);
+        let dumper = taskleak::monitor::Dumper::new(&handle).tracker(&tracker);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("leaky-service".to_owned())
@@ -328,7 +329,7 @@ fn a_dropped_monitor_leaves_no_thread_and_bad_settings_are_refused() {
             .unwrap_or(0)
     };
     let before = monitor_threads();
-    let monitor = taskleak::Monitor::builder(runtime.handle())
+    let monitor = taskleak::monitor::Monitor::builder(runtime.handle())
         .interval(Duration::from_millis(5))
         .window(Duration::from_millis(100))
         .start()
@@ -341,13 +342,13 @@ fn a_dropped_monitor_leaves_no_thread_and_bad_settings_are_refused() {
     monitor.stop();
     assert_eq!(monitor_threads(), before, "the sampling thread ended");
 
-    let refused = taskleak::Monitor::builder(runtime.handle())
+    let refused = taskleak::monitor::Monitor::builder(runtime.handle())
         .interval(Duration::from_secs(10))
         .window(Duration::from_secs(20))
         .start()
         .expect_err("a window of two samples");
     assert!(refused.to_string().contains("at least 40s"), "{refused}");
-    let refused = taskleak::Monitor::builder(runtime.handle())
+    let refused = taskleak::monitor::Monitor::builder(runtime.handle())
         .interval(Duration::ZERO)
         .start()
         .expect_err("no interval");

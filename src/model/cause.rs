@@ -7,14 +7,14 @@ use std::fmt;
 /// (the [`fixes`](crate::fixes) module; `docs/fixes.md` in the repository).
 ///
 /// ```
-/// assert!(taskleak::FIXES_PAGE.ends_with("/taskleak/fixes/index.html"));
+/// assert!(taskleak::report::FIXES_PAGE.ends_with("/taskleak/fixes/index.html"));
 /// ```
 pub const FIXES_PAGE: &str = "https://docs.rs/taskleak/latest/taskleak/fixes/index.html";
 
 /// Why a leaked task is stuck, one per catalogue pattern.
 ///
 /// ```
-/// # fn show(group: &taskleak::LeakGroup) {
+/// # fn show(group: &taskleak::report::LeakGroup) {
 /// let cause = group.cause();
 /// println!("{}: {cause}", cause.label());        // e.g. "mpsc-receive: waiting to receive …"
 /// println!("fix: {} ({})", cause.hint(), cause.docs());
@@ -111,7 +111,7 @@ impl Cause {
     /// anchor of the cause's section in [`FIXES_PAGE`].
     ///
     /// ```
-    /// assert_eq!(taskleak::Cause::Notify.label(), "notify");
+    /// assert_eq!(taskleak::report::Cause::Notify.label(), "notify");
     /// ```
     pub fn label(&self) -> &'static str {
         match self {
@@ -140,7 +140,7 @@ impl Cause {
     /// The fix, in one line (the catalogue's typical fix).
     ///
     /// ```
-    /// println!("{}", taskleak::Cause::MpscReceive.hint());
+    /// println!("{}", taskleak::report::Cause::MpscReceive.hint());
     /// ```
     pub fn hint(&self) -> &'static str {
         match self {
@@ -180,7 +180,7 @@ impl Cause {
     /// Where the cause's leaky and fixed code are shown side by side.
     ///
     /// ```
-    /// assert!(taskleak::Cause::Lock.docs().ends_with("/fixes/index.html#lock"));
+    /// assert!(taskleak::report::Cause::Lock.docs().ends_with("/fixes/index.html#lock"));
     /// ```
     pub fn docs(&self) -> String {
         format!("{FIXES_PAGE}#{}", self.label())

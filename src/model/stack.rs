@@ -6,7 +6,7 @@ use std::fmt;
 /// One frame of an [`AsyncStack`].
 ///
 /// ```
-/// # fn show(frame: &taskleak::StackFrame) {
+/// # fn show(frame: &taskleak::report::StackFrame) {
 /// println!("{} at {}", frame.function(), frame.location().unwrap_or("?"));
 /// if let Some(krate) = frame.dependency() {
 ///     println!("  (in the dependency {krate})");
@@ -28,7 +28,7 @@ impl StackFrame {
     /// (`{{closure}}` layers and symbol hashes removed).
     ///
     /// ```
-    /// # fn show(frame: &taskleak::StackFrame) { println!("{}", frame.function()); }
+    /// # fn show(frame: &taskleak::report::StackFrame) { println!("{}", frame.function()); }
     /// ```
     pub fn function(&self) -> &str {
         &self.function
@@ -38,7 +38,7 @@ impl StackFrame {
     /// directory for your code, `crate-version/…` for registry crates.
     ///
     /// ```
-    /// # fn show(frame: &taskleak::StackFrame) { println!("{:?}", frame.location()); }
+    /// # fn show(frame: &taskleak::report::StackFrame) { println!("{:?}", frame.location()); }
     /// ```
     pub fn location(&self) -> Option<&str> {
         self.location.as_deref()
@@ -48,7 +48,7 @@ impl StackFrame {
     /// library) rather than in your workspace.
     ///
     /// ```
-    /// # fn show(frame: &taskleak::StackFrame) { println!("{:?}", frame.dependency()); }
+    /// # fn show(frame: &taskleak::report::StackFrame) { println!("{:?}", frame.dependency()); }
     /// ```
     pub fn dependency(&self) -> Option<&str> {
         self.dependency.as_deref()
@@ -63,7 +63,7 @@ impl StackFrame {
     /// Native thread stacks only, on Linux.
     ///
     /// ```
-    /// # fn show(frame: &taskleak::StackFrame) {
+    /// # fn show(frame: &taskleak::report::StackFrame) {
     /// if !frame.folded().is_empty() {
     ///     println!("{} or one of {:?}: identical code", frame.function(), frame.folded());
     /// }
@@ -90,7 +90,7 @@ impl StackFrame {
 /// the task's own future (outermost) down to the innermost await.
 ///
 /// ```
-/// # fn show(stack: &taskleak::AsyncStack) {
+/// # fn show(stack: &taskleak::report::AsyncStack) {
 /// for branch in stack.branches() {
 ///     for frame in branch {
 ///         println!("{}", frame.function());
@@ -108,7 +108,7 @@ impl AsyncStack {
     /// The chains of frames, outermost first in each.
     ///
     /// ```
-    /// let stack = taskleak::AsyncStack::default();
+    /// let stack = taskleak::report::AsyncStack::default();
     /// assert!(stack.branches().is_empty());
     /// ```
     pub fn branches(&self) -> &[Vec<StackFrame>] {
@@ -119,7 +119,7 @@ impl AsyncStack {
     /// future outside tokio, such as `std::future::pending()`).
     ///
     /// ```
-    /// assert!(taskleak::AsyncStack::default().is_empty());
+    /// assert!(taskleak::report::AsyncStack::default().is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
         self.branches.iter().all(Vec::is_empty)

@@ -3,10 +3,10 @@
 /// What a leaked task was doing when the check gave up on it.
 ///
 /// ```
-/// # fn show(group: &taskleak::LeakGroup) {
+/// # fn show(group: &taskleak::report::LeakGroup) {
 /// match group.state() {
-///     taskleak::TaskState::Waiting => println!("parked at an await"),
-///     taskleak::TaskState::Running => println!("busy, never yields"),
+///     taskleak::report::TaskState::Waiting => println!("parked at an await"),
+///     taskleak::report::TaskState::Running => println!("busy, never yields"),
 ///     other => println!("{other:?}"),
 /// }
 /// # }

@@ -28,7 +28,7 @@ type OnGrowth = Arc<dyn Fn(&Growth) + Send + Sync>;
 /// use std::time::Duration;
 ///
 /// let runtime = tokio::runtime::Runtime::new()?;
-/// let monitor = taskleak::Monitor::builder(runtime.handle())
+/// let monitor = taskleak::monitor::Monitor::builder(runtime.handle())
 ///     .interval(Duration::from_secs(10))
 ///     .window(Duration::from_secs(600))
 ///     .min_growth(100)
@@ -60,7 +60,7 @@ impl fmt::Debug for Monitor {
 ///
 /// ```
 /// # let runtime = tokio::runtime::Runtime::new()?;
-/// let builder = taskleak::Monitor::builder(runtime.handle()).min_growth(50);
+/// let builder = taskleak::monitor::Monitor::builder(runtime.handle()).min_growth(50);
 /// # drop(builder);
 /// # Ok::<(), std::io::Error>(())
 /// ```
@@ -92,7 +92,7 @@ struct Settings {
 /// What the monitor counts.
 ///
 /// ```
-/// assert_eq!(taskleak::Resource::Tasks.to_string(), "tasks");
+/// assert_eq!(taskleak::monitor::Resource::Tasks.to_string(), "tasks");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -116,7 +116,7 @@ impl fmt::Display for Resource {
 /// One sample of the monitor's history.
 ///
 /// ```
-/// # fn show(sample: &taskleak::Sample) {
+/// # fn show(sample: &taskleak::monitor::Sample) {
 /// println!("{:?} after start: {} tasks, {:?} threads", sample.at(), sample.tasks(), sample.threads());
 /// # }
 /// ```
@@ -131,7 +131,7 @@ impl Sample {
     /// When it was taken, counted from the monitor's start.
     ///
     /// ```
-    /// # fn show(sample: &taskleak::Sample) { println!("{:?}", sample.at()); }
+    /// # fn show(sample: &taskleak::monitor::Sample) { println!("{:?}", sample.at()); }
     /// ```
     pub fn at(&self) -> Duration {
         self.at
@@ -140,7 +140,7 @@ impl Sample {
     /// Live tasks, summed over the monitored runtimes.
     ///
     /// ```
-    /// # fn show(sample: &taskleak::Sample) { println!("{}", sample.tasks()); }
+    /// # fn show(sample: &taskleak::monitor::Sample) { println!("{}", sample.tasks()); }
     /// ```
     pub fn tasks(&self) -> usize {
         self.tasks
@@ -149,7 +149,7 @@ impl Sample {
     /// The process's threads; `None` where they cannot be counted (off Linux).
     ///
     /// ```
-    /// # fn show(sample: &taskleak::Sample) { println!("{:?}", sample.threads()); }
+    /// # fn show(sample: &taskleak::monitor::Sample) { println!("{:?}", sample.threads()); }
     /// ```
     pub fn threads(&self) -> Option<usize> {
         self.threads
@@ -167,7 +167,7 @@ impl Sample {
 /// `tracing` event says.
 ///
 /// ```
-/// # fn show(growth: &taskleak::Growth) {
+/// # fn show(growth: &taskleak::monitor::Growth) {
 /// println!("{} grew from {} to {} ({:+.1}/min)", growth.resource(), growth.from(), growth.to(), growth.per_minute());
 /// # }
 /// ```
@@ -185,7 +185,7 @@ impl Growth {
     /// What grew.
     ///
     /// ```
-    /// # fn show(growth: &taskleak::Growth) { println!("{}", growth.resource()); }
+    /// # fn show(growth: &taskleak::monitor::Growth) { println!("{}", growth.resource()); }
     /// ```
     pub fn resource(&self) -> Resource {
         self.resource
@@ -194,7 +194,7 @@ impl Growth {
     /// The lowest count in the first quarter of the window.
     ///
     /// ```
-    /// # fn show(growth: &taskleak::Growth) { println!("{}", growth.from()); }
+    /// # fn show(growth: &taskleak::monitor::Growth) { println!("{}", growth.from()); }
     /// ```
     pub fn from(&self) -> usize {
         self.from
@@ -203,7 +203,7 @@ impl Growth {
     /// The lowest count in the last quarter of the window.
     ///
     /// ```
-    /// # fn show(growth: &taskleak::Growth) { println!("{}", growth.to()); }
+    /// # fn show(growth: &taskleak::monitor::Growth) { println!("{}", growth.to()); }
     /// ```
     pub fn to(&self) -> usize {
         self.to
@@ -212,7 +212,7 @@ impl Growth {
     /// The count at the latest sample.
     ///
     /// ```
-    /// # fn show(growth: &taskleak::Growth) { println!("{}", growth.current()); }
+    /// # fn show(growth: &taskleak::monitor::Growth) { println!("{}", growth.current()); }
     /// ```
     pub fn current(&self) -> usize {
         self.current
@@ -221,7 +221,7 @@ impl Growth {
     /// The time the samples judged span.
     ///
     /// ```
-    /// # fn show(growth: &taskleak::Growth) { println!("{:?}", growth.over()); }
+    /// # fn show(growth: &taskleak::monitor::Growth) { println!("{:?}", growth.over()); }
     /// ```
     pub fn over(&self) -> Duration {
         self.over
@@ -230,7 +230,7 @@ impl Growth {
     /// The trend: the least-squares slope of the window's samples, per minute.
     ///
     /// ```
-    /// # fn show(growth: &taskleak::Growth) { println!("{:.1}", growth.per_minute()); }
+    /// # fn show(growth: &taskleak::monitor::Growth) { println!("{:.1}", growth.per_minute()); }
     /// ```
     pub fn per_minute(&self) -> f64 {
         self.per_minute
@@ -242,7 +242,7 @@ impl fmt::Display for Growth {
         write!(
             f,
             "taskleak: live {} keep growing: the floor rose from {} to {} over {:.0} s ({:+.1}/min, {} now); \
-             a leak? dump them grouped by stack (taskleak::Dumper) to see where",
+             a leak? dump them grouped by stack (taskleak::monitor::Dumper) to see where",
             self.resource,
             self.from,
             self.to,
@@ -260,7 +260,7 @@ impl Monitor {
     ///
     /// ```
     /// # let runtime = tokio::runtime::Runtime::new()?;
-    /// let monitor = taskleak::Monitor::builder(runtime.handle()).start()?;
+    /// let monitor = taskleak::monitor::Monitor::builder(runtime.handle()).start()?;
     /// # drop(monitor);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -282,7 +282,7 @@ impl Monitor {
     ///
     /// ```
     /// # let runtime = tokio::runtime::Runtime::new()?;
-    /// # let monitor = taskleak::Monitor::builder(runtime.handle()).start()?;
+    /// # let monitor = taskleak::monitor::Monitor::builder(runtime.handle()).start()?;
     /// for sample in monitor.history() {
     ///     println!("{:?}: {}", sample.at(), sample.tasks());
     /// }
@@ -296,7 +296,7 @@ impl Monitor {
     ///
     /// ```
     /// # let runtime = tokio::runtime::Runtime::new()?;
-    /// let monitor = taskleak::Monitor::builder(runtime.handle()).start()?;
+    /// let monitor = taskleak::monitor::Monitor::builder(runtime.handle()).start()?;
     /// assert!(monitor.latest().is_some());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -308,7 +308,7 @@ impl Monitor {
     ///
     /// ```
     /// # let runtime = tokio::runtime::Runtime::new()?;
-    /// # let monitor = taskleak::Monitor::builder(runtime.handle()).start()?;
+    /// # let monitor = taskleak::monitor::Monitor::builder(runtime.handle()).start()?;
     /// assert!(monitor.growths().is_empty());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -321,7 +321,7 @@ impl Monitor {
     ///
     /// ```
     /// # let runtime = tokio::runtime::Runtime::new()?;
-    /// let monitor = taskleak::Monitor::builder(runtime.handle()).start()?;
+    /// let monitor = taskleak::monitor::Monitor::builder(runtime.handle()).start()?;
     /// monitor.stop();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -352,7 +352,7 @@ impl MonitorBuilder {
     ///
     /// ```
     /// # let (one, two) = (tokio::runtime::Runtime::new()?, tokio::runtime::Runtime::new()?);
-    /// let builder = taskleak::Monitor::builder(one.handle()).runtime(two.handle());
+    /// let builder = taskleak::monitor::Monitor::builder(one.handle()).runtime(two.handle());
     /// # drop(builder);
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -366,7 +366,7 @@ impl MonitorBuilder {
     ///
     /// ```
     /// # let runtime = tokio::runtime::Runtime::new()?;
-    /// let builder = taskleak::Monitor::builder(runtime.handle()).interval(std::time::Duration::from_secs(5));
+    /// let builder = taskleak::monitor::Monitor::builder(runtime.handle()).interval(std::time::Duration::from_secs(5));
     /// # drop(builder);
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -380,7 +380,7 @@ impl MonitorBuilder {
     ///
     /// ```
     /// # let runtime = tokio::runtime::Runtime::new()?;
-    /// let builder = taskleak::Monitor::builder(runtime.handle()).window(std::time::Duration::from_secs(300));
+    /// let builder = taskleak::monitor::Monitor::builder(runtime.handle()).window(std::time::Duration::from_secs(300));
     /// # drop(builder);
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -395,7 +395,7 @@ impl MonitorBuilder {
     ///
     /// ```
     /// # let runtime = tokio::runtime::Runtime::new()?;
-    /// let builder = taskleak::Monitor::builder(runtime.handle()).min_growth(20);
+    /// let builder = taskleak::monitor::Monitor::builder(runtime.handle()).min_growth(20);
     /// # drop(builder);
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -408,7 +408,7 @@ impl MonitorBuilder {
     ///
     /// ```
     /// # let runtime = tokio::runtime::Runtime::new()?;
-    /// let builder = taskleak::Monitor::builder(runtime.handle()).min_thread_growth(4);
+    /// let builder = taskleak::monitor::Monitor::builder(runtime.handle()).min_thread_growth(4);
     /// # drop(builder);
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -422,7 +422,7 @@ impl MonitorBuilder {
     ///
     /// ```
     /// # let runtime = tokio::runtime::Runtime::new()?;
-    /// let builder = taskleak::Monitor::builder(runtime.handle()).history(1000);
+    /// let builder = taskleak::monitor::Monitor::builder(runtime.handle()).history(1000);
     /// # drop(builder);
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -436,7 +436,7 @@ impl MonitorBuilder {
     ///
     /// ```
     /// # let runtime = tokio::runtime::Runtime::new()?;
-    /// let builder = taskleak::Monitor::builder(runtime.handle())
+    /// let builder = taskleak::monitor::Monitor::builder(runtime.handle())
     ///     .on_growth(|growth| eprintln!("{growth}"));
     /// # drop(builder);
     /// # Ok::<(), std::io::Error>(())
@@ -451,7 +451,7 @@ impl MonitorBuilder {
     ///
     /// ```
     /// # let runtime = tokio::runtime::Runtime::new()?;
-    /// let monitor = taskleak::Monitor::builder(runtime.handle()).start()?;
+    /// let monitor = taskleak::monitor::Monitor::builder(runtime.handle()).start()?;
     /// # drop(monitor);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```

@@ -1,6 +1,16 @@
 //! Monitoring running services: live task and thread counts with growth
-//! flagged, task dumps grouped by spawn site and stack, and the dump over
-//! HTTP.
+//! flagged ([`Monitor`]), task dumps grouped by spawn site and stack
+//! ([`Dumper`], [`TaskDump`]), and the dump over HTTP (`http`, feature
+//! `http`).
+//!
+//! ```
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), taskleak::Error> {
+//! let dump = taskleak::monitor::Dumper::new(&tokio::runtime::Handle::current()).dump().await?;
+//! println!("{dump}");
+//! # Ok(())
+//! # }
+//! ```
 
 #[cfg(feature = "http")]
 pub mod http;

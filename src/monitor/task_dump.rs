@@ -25,12 +25,12 @@ const SAMPLE_NAMES: usize = 8;
 
 /// Takes [`TaskDump`]s of one runtime: configure once, dump whenever the
 /// service's task count looks wrong (or on every request to a debug
-/// endpoint: see `taskleak::http`, feature `http`).
+/// endpoint: see `taskleak::monitor::http`, feature `http`).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), taskleak::Error> {
-/// let dumper = taskleak::Dumper::new(&tokio::runtime::Handle::current());
+/// let dumper = taskleak::monitor::Dumper::new(&tokio::runtime::Handle::current());
 /// let parked = tokio::spawn(std::future::pending::<()>());
 /// let dump = dumper.dump().await?;
 /// assert!(dump.tasks() >= 1);
@@ -67,7 +67,7 @@ impl Dumper {
     ///
     /// ```
     /// let runtime = tokio::runtime::Runtime::new()?;
-    /// let dumper = taskleak::Dumper::new(runtime.handle());
+    /// let dumper = taskleak::monitor::Dumper::new(runtime.handle());
     /// # let _ = dumper;
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -88,7 +88,7 @@ impl Dumper {
     /// let mut builder = tokio::runtime::Builder::new_multi_thread();
     /// tracker.install(&mut builder);
     /// let runtime = builder.enable_all().build()?;
-    /// let dumper = taskleak::Dumper::new(runtime.handle()).tracker(&tracker);
+    /// let dumper = taskleak::monitor::Dumper::new(runtime.handle()).tracker(&tracker);
     /// # let _ = dumper;
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -104,8 +104,8 @@ impl Dumper {
     ///
     /// ```
     /// # let runtime = tokio::runtime::Runtime::new()?;
-    /// use taskleak::ThreadListing;
-    /// let dumper = taskleak::Dumper::new(runtime.handle()).threads(ThreadListing::Grouped);
+    /// use taskleak::monitor::ThreadListing;
+    /// let dumper = taskleak::monitor::Dumper::new(runtime.handle()).threads(ThreadListing::Grouped);
     /// # let _ = dumper;
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -126,7 +126,7 @@ impl Dumper {
     /// ```
     /// # #[tokio::main]
     /// # async fn main() -> Result<(), taskleak::Error> {
-    /// let dump = taskleak::Dumper::new(&tokio::runtime::Handle::current()).dump().await?;
+    /// let dump = taskleak::monitor::Dumper::new(&tokio::runtime::Handle::current()).dump().await?;
     /// for group in dump.groups() {
     ///     println!("{} tasks @ {:?}", group.count(), group.spawned_at());
     /// }
@@ -354,7 +354,7 @@ fn group_tasks(
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), taskleak::Error> {
 /// # let handle = tokio::runtime::Handle::current();
-/// let dump = taskleak::Dumper::new(&handle).dump().await?;
+/// let dump = taskleak::monitor::Dumper::new(&handle).dump().await?;
 /// if let Some(biggest) = dump.groups().first() {
 ///     println!("{} tasks look alike: {biggest}", biggest.count());
 /// }
@@ -375,7 +375,7 @@ impl TaskDump {
     /// The live tasks the runtime counts (its `num_alive_tasks`).
     ///
     /// ```
-    /// # fn show(dump: &taskleak::TaskDump) { println!("{} live tasks", dump.tasks()); }
+    /// # fn show(dump: &taskleak::monitor::TaskDump) { println!("{} live tasks", dump.tasks()); }
     /// ```
     pub fn tasks(&self) -> usize {
         self.tasks
@@ -384,7 +384,7 @@ impl TaskDump {
     /// The groups of identical tasks, largest first.
     ///
     /// ```
-    /// # fn show(dump: &taskleak::TaskDump) {
+    /// # fn show(dump: &taskleak::monitor::TaskDump) {
     /// let grouped: usize = dump.groups().iter().map(|group| group.count()).sum();
     /// # let _ = grouped;
     /// # }
@@ -397,7 +397,7 @@ impl TaskDump {
     /// location) that `pattern` (a `regex` pattern, unanchored) matches.
     ///
     /// ```
-    /// # fn show(dump: &taskleak::TaskDump) -> Result<(), taskleak::Error> {
+    /// # fn show(dump: &taskleak::monitor::TaskDump) -> Result<(), taskleak::Error> {
     /// let sessions: usize = dump.groups_matching("session::")?.iter().map(|g| g.count()).sum();
     /// # let _ = sessions;
     /// # Ok(())
@@ -420,7 +420,7 @@ impl TaskDump {
     /// them and they could be listed.
     ///
     /// ```
-    /// # fn show(dump: &taskleak::TaskDump) {
+    /// # fn show(dump: &taskleak::monitor::TaskDump) {
     /// for group in dump.threads().unwrap_or_default() {
     ///     println!("{} × {}", group.count(), group.name());
     /// }
@@ -433,7 +433,7 @@ impl TaskDump {
     /// What the dump could not include, and what would add it.
     ///
     /// ```
-    /// # fn show(dump: &taskleak::TaskDump) { dump.notes().iter().for_each(|note| eprintln!("{note}")); }
+    /// # fn show(dump: &taskleak::monitor::TaskDump) { dump.notes().iter().for_each(|note| eprintln!("{note}")); }
     /// ```
     pub fn notes(&self) -> &[String] {
         &self.notes
@@ -442,7 +442,7 @@ impl TaskDump {
     /// How long the dump took, grouping and symbolizing included.
     ///
     /// ```
-    /// # fn show(dump: &taskleak::TaskDump) { println!("{:?}", dump.took()); }
+    /// # fn show(dump: &taskleak::monitor::TaskDump) { println!("{:?}", dump.took()); }
     /// ```
     pub fn took(&self) -> Duration {
         Duration::from_micros(self.took_micros)
@@ -500,7 +500,7 @@ fn without_dot_dirs(path: &str) -> String {
 ///
 /// ```
 /// # let runtime = tokio::runtime::Runtime::new()?;
-/// let dumper = taskleak::Dumper::new(runtime.handle()).threads(taskleak::ThreadListing::WithStacks);
+/// let dumper = taskleak::monitor::Dumper::new(runtime.handle()).threads(taskleak::monitor::ThreadListing::WithStacks);
 /// # let _ = dumper;
 /// # Ok::<(), std::io::Error>(())
 /// ```
@@ -518,7 +518,7 @@ pub enum ThreadListing {
 /// await points.
 ///
 /// ```
-/// # fn show(group: &taskleak::TaskGroup) {
+/// # fn show(group: &taskleak::monitor::TaskGroup) {
 /// println!("{} tasks spawned at {}", group.count(), group.spawned_at().unwrap_or("?"));
 /// if let Some(stack) = group.stack() {
 ///     print!("{stack}");
@@ -573,7 +573,7 @@ impl TaskGroup {
     /// How many tasks this group stands for (exact).
     ///
     /// ```
-    /// # fn show(group: &taskleak::TaskGroup) { println!("{}", group.count()); }
+    /// # fn show(group: &taskleak::monitor::TaskGroup) { println!("{}", group.count()); }
     /// ```
     pub fn count(&self) -> usize {
         self.count
@@ -583,7 +583,7 @@ impl TaskGroup {
     /// tracker (see [`Dumper::tracker`]).
     ///
     /// ```
-    /// # fn show(group: &taskleak::TaskGroup) { println!("{:?}", group.spawned_at()); }
+    /// # fn show(group: &taskleak::monitor::TaskGroup) { println!("{:?}", group.spawned_at()); }
     /// ```
     pub fn spawned_at(&self) -> Option<&str> {
         self.spawned_at.as_deref()
@@ -596,7 +596,7 @@ impl TaskGroup {
     /// `join_all`, or a future from outside tokio.
     ///
     /// ```
-    /// # fn show(group: &taskleak::TaskGroup) {
+    /// # fn show(group: &taskleak::monitor::TaskGroup) {
     /// if let Some(stack) = group.stack() { print!("{stack}"); }
     /// # }
     /// ```
@@ -604,11 +604,11 @@ impl TaskGroup {
         self.stack.as_ref()
     }
 
-    /// What the tasks wait on, as a [`Cause`](crate::Cause) label
+    /// What the tasks wait on, as a [`Cause`](crate::report::Cause) label
     /// (`oneshot`, `mpsc-receive`, `sleep`, …), when the stack names it.
     ///
     /// ```
-    /// # fn show(group: &taskleak::TaskGroup) { println!("{:?}", group.waits_on()); }
+    /// # fn show(group: &taskleak::monitor::TaskGroup) { println!("{:?}", group.waits_on()); }
     /// ```
     pub fn waits_on(&self) -> Option<&str> {
         self.waits_on.as_deref()
@@ -618,7 +618,7 @@ impl TaskGroup {
     /// seen with `task_names`-style capture), at most 8.
     ///
     /// ```
-    /// # fn show(group: &taskleak::TaskGroup) { println!("{:?}", group.names()); }
+    /// # fn show(group: &taskleak::monitor::TaskGroup) { println!("{:?}", group.names()); }
     /// ```
     pub fn names(&self) -> &[String] {
         &self.names
@@ -627,7 +627,7 @@ impl TaskGroup {
     /// The lowest ids of the group's tasks, at most [`SAMPLE_IDS`].
     ///
     /// ```
-    /// # fn show(group: &taskleak::TaskGroup) { println!("{:?}", group.task_ids()); }
+    /// # fn show(group: &taskleak::monitor::TaskGroup) { println!("{:?}", group.task_ids()); }
     /// ```
     pub fn task_ids(&self) -> &[u64] {
         &self.task_ids

@@ -56,7 +56,7 @@ pub(crate) enum Scope {
 ///
 /// ```
 /// # fn show(report: &taskleak::LeakReport) {
-/// if report.detail() == taskleak::Detail::CountOnly {
+/// if report.detail() == taskleak::report::Detail::CountOnly {
 ///     eprintln!("build with --cfg tokio_unstable for spawn sites and stacks");
 /// }
 /// # }
@@ -74,7 +74,7 @@ pub enum Detail {
 /// Identical leaked tasks: same spawn site, same state, same stack.
 ///
 /// ```
-/// # fn show(group: &taskleak::LeakGroup) {
+/// # fn show(group: &taskleak::report::LeakGroup) {
 /// println!("{} task(s) spawned at {}", group.count(), group.spawned_at().unwrap_or("?"));
 /// println!("ids: {:?}, state: {:?}", group.task_ids(), group.state());
 /// print!("{}", group.stack());
@@ -95,7 +95,7 @@ pub struct LeakGroup {
 ///
 /// ```
 /// # fn show(report: &taskleak::LeakReport) {
-/// let taskleak::GracePeriod { retries, waited, .. } = report.grace_period();
+/// let taskleak::report::GracePeriod { retries, waited, .. } = report.grace_period();
 /// println!("{retries} retries over {waited:?}");
 /// # }
 /// ```
@@ -254,7 +254,7 @@ impl LeakGroup {
     /// How many identical tasks this group stands for.
     ///
     /// ```
-    /// # fn show(group: &taskleak::LeakGroup) { println!("{}", group.count()); }
+    /// # fn show(group: &taskleak::report::LeakGroup) { println!("{}", group.count()); }
     /// ```
     pub fn count(&self) -> usize {
         self.task_ids.len()
@@ -263,7 +263,7 @@ impl LeakGroup {
     /// The tasks' ids (tokio's `task::Id`, as numbers), ascending.
     ///
     /// ```
-    /// # fn show(group: &taskleak::LeakGroup) { println!("{:?}", group.task_ids()); }
+    /// # fn show(group: &taskleak::report::LeakGroup) { println!("{:?}", group.task_ids()); }
     /// ```
     pub fn task_ids(&self) -> &[u64] {
         &self.task_ids
@@ -273,7 +273,7 @@ impl LeakGroup {
     /// sorted; empty when none was named or names could not be seen.
     ///
     /// ```
-    /// # fn show(group: &taskleak::LeakGroup) { println!("{:?}", group.names()); }
+    /// # fn show(group: &taskleak::report::LeakGroup) { println!("{:?}", group.names()); }
     /// ```
     pub fn names(&self) -> &[String] {
         &self.names
@@ -282,7 +282,7 @@ impl LeakGroup {
     /// The innermost spawn site, `path:line:col` as the compiler wrote it.
     ///
     /// ```
-    /// # fn show(group: &taskleak::LeakGroup) { println!("{:?}", group.spawned_at()); }
+    /// # fn show(group: &taskleak::report::LeakGroup) { println!("{:?}", group.spawned_at()); }
     /// ```
     pub fn spawned_at(&self) -> Option<&str> {
         self.spawned_at.as_deref()
@@ -291,7 +291,7 @@ impl LeakGroup {
     /// What the tasks were doing; see [`TaskState`].
     ///
     /// ```
-    /// # fn show(group: &taskleak::LeakGroup) { println!("{:?}", group.state()); }
+    /// # fn show(group: &taskleak::report::LeakGroup) { println!("{:?}", group.state()); }
     /// ```
     pub fn state(&self) -> &TaskState {
         &self.state
@@ -301,7 +301,7 @@ impl LeakGroup {
     /// [`Cause`].
     ///
     /// ```
-    /// # fn show(group: &taskleak::LeakGroup) {
+    /// # fn show(group: &taskleak::report::LeakGroup) {
     /// println!("{} ({})", group.cause(), group.cause().label());
     /// # }
     /// ```
@@ -315,7 +315,7 @@ impl LeakGroup {
     /// its stack is empty ([`TaskState::WaitingUntraced`], `Running`).
     ///
     /// ```
-    /// # fn show(group: &taskleak::LeakGroup) {
+    /// # fn show(group: &taskleak::report::LeakGroup) {
     /// if let Some(source) = group.spawn_source() {
     ///     print!("{source:4}");
     /// }
@@ -328,7 +328,7 @@ impl LeakGroup {
     /// Where the tasks are stuck (empty unless [`TaskState::Waiting`]).
     ///
     /// ```
-    /// # fn show(group: &taskleak::LeakGroup) { print!("{}", group.stack()); }
+    /// # fn show(group: &taskleak::report::LeakGroup) { print!("{}", group.stack()); }
     /// ```
     pub fn stack(&self) -> &AsyncStack {
         &self.stack

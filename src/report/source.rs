@@ -19,7 +19,7 @@ const MAX_LINES: usize = 8;
 /// closing bracket), at most eight.
 ///
 /// ```
-/// # fn show(group: &taskleak::LeakGroup) {
+/// # fn show(group: &taskleak::report::LeakGroup) {
 /// if let Some(source) = group.spawn_source() {
 ///     println!("spawned by: {}", source.spawn_line());
 ///     for (number, text) in source.lines() {
@@ -44,7 +44,7 @@ impl SourceExcerpt {
     /// as written (indentation included).
     ///
     /// ```
-    /// # fn show(source: &taskleak::SourceExcerpt) {
+    /// # fn show(source: &taskleak::report::SourceExcerpt) {
     /// for (number, text) in source.lines() {
     ///     println!("{number}: {text}");
     /// }
@@ -59,7 +59,7 @@ impl SourceExcerpt {
     /// are added or removed, so tools can key a leak on it.
     ///
     /// ```
-    /// # fn show(source: &taskleak::SourceExcerpt) {
+    /// # fn show(source: &taskleak::report::SourceExcerpt) {
     /// assert!(!source.spawn_line().starts_with(' '));
     /// # }
     /// ```
@@ -70,7 +70,7 @@ impl SourceExcerpt {
     /// Whether the spawned expression goes on past the lines shown.
     ///
     /// ```
-    /// # fn show(source: &taskleak::SourceExcerpt) {
+    /// # fn show(source: &taskleak::report::SourceExcerpt) {
     /// if source.is_truncated() {
     ///     println!("…");
     /// }

@@ -12,10 +12,10 @@ use crate::report::words::{counted, plural};
 /// state and the system call it is in), made precise by its stack.
 ///
 /// ```
-/// # fn show(group: &taskleak::ThreadGroup) {
+/// # fn show(group: &taskleak::report::ThreadGroup) {
 /// match group.state() {
-///     taskleak::ThreadState::Running => println!("busy, never blocks"),
-///     taskleak::ThreadState::WaitingForLock => println!("deadlocked?"),
+///     taskleak::report::ThreadState::Running => println!("busy, never blocks"),
+///     taskleak::report::ThreadState::WaitingForLock => println!("deadlocked?"),
 ///     other => println!("{other}"),
 /// }
 /// # }
@@ -103,7 +103,7 @@ impl ThreadState {
     /// One line on how to fix a thread stuck like this, or `None`.
     ///
     /// ```
-    /// assert!(taskleak::ThreadState::Sleeping.hint().is_some());
+    /// assert!(taskleak::report::ThreadState::Sleeping.hint().is_some());
     /// ```
     pub fn hint(&self) -> Option<&'static str> {
         Some(match self {
@@ -135,7 +135,7 @@ impl ThreadState {
     /// The section of the fixes page on this state, when it has a fix.
     ///
     /// ```
-    /// let url = taskleak::ThreadState::Running.docs().unwrap();
+    /// let url = taskleak::report::ThreadState::Running.docs().unwrap();
     /// assert!(url.ends_with("#thread-running"));
     /// ```
     pub fn docs(&self) -> Option<String> {
@@ -200,7 +200,7 @@ impl ThreadGroup {
     /// How many identical threads this group stands for.
     ///
     /// ```
-    /// # fn show(group: &taskleak::ThreadGroup) { println!("{}", group.count()); }
+    /// # fn show(group: &taskleak::report::ThreadGroup) { println!("{}", group.count()); }
     /// ```
     pub fn count(&self) -> usize {
         self.thread_ids.len()
@@ -209,7 +209,7 @@ impl ThreadGroup {
     /// The threads' kernel ids (as `gettid` returns them), ascending.
     ///
     /// ```
-    /// # fn show(group: &taskleak::ThreadGroup) { println!("{:?}", group.thread_ids()); }
+    /// # fn show(group: &taskleak::report::ThreadGroup) { println!("{:?}", group.thread_ids()); }
     /// ```
     pub fn thread_ids(&self) -> &[i32] {
         &self.thread_ids
@@ -221,7 +221,7 @@ impl ThreadGroup {
     /// [`ThreadGroup::inherited_name`]).
     ///
     /// ```
-    /// # fn show(group: &taskleak::ThreadGroup) { println!("{}", group.name()); }
+    /// # fn show(group: &taskleak::report::ThreadGroup) { println!("{}", group.name()); }
     /// ```
     pub fn name(&self) -> &str {
         &self.name
@@ -234,7 +234,7 @@ impl ThreadGroup {
     /// threads and for those carrying the checked test's own mark.
     ///
     /// ```
-    /// # fn show(group: &taskleak::ThreadGroup) {
+    /// # fn show(group: &taskleak::report::ThreadGroup) {
     /// if let Some(inherited) = group.inherited_name() {
     ///     println!("unnamed, started by a thread named {inherited:?}");
     /// }
@@ -247,7 +247,7 @@ impl ThreadGroup {
     /// What the threads are blocked in.
     ///
     /// ```
-    /// # fn show(group: &taskleak::ThreadGroup) { println!("{}", group.state()); }
+    /// # fn show(group: &taskleak::report::ThreadGroup) { println!("{}", group.state()); }
     /// ```
     pub fn state(&self) -> &ThreadState {
         &self.state
@@ -258,7 +258,7 @@ impl ThreadGroup {
     /// not be captured; see [`ThreadGroup::stack_unavailable`].
     ///
     /// ```
-    /// # fn show(group: &taskleak::ThreadGroup) {
+    /// # fn show(group: &taskleak::report::ThreadGroup) {
     /// if let Some(own) = group.stack().first() {
     ///     println!("runs {} at {:?}", own.function(), own.location());
     /// }
@@ -271,7 +271,7 @@ impl ThreadGroup {
     /// Why the stack could not be captured, if it could not.
     ///
     /// ```
-    /// # fn show(group: &taskleak::ThreadGroup) { println!("{:?}", group.stack_unavailable()); }
+    /// # fn show(group: &taskleak::report::ThreadGroup) { println!("{:?}", group.stack_unavailable()); }
     /// ```
     pub fn stack_unavailable(&self) -> Option<&str> {
         self.stack_unavailable.as_deref()
@@ -281,7 +281,7 @@ impl ThreadGroup {
     /// running a `spawn_blocking` closure after it shut down.
     ///
     /// ```
-    /// # fn show(group: &taskleak::ThreadGroup) { println!("{}", group.is_blocking_pool()); }
+    /// # fn show(group: &taskleak::report::ThreadGroup) { println!("{}", group.is_blocking_pool()); }
     /// ```
     pub fn is_blocking_pool(&self) -> bool {
         self.kind == ThreadKind::TestRuntimeBlocking
@@ -471,7 +471,7 @@ pub(crate) fn write_hint(f: &mut fmt::Formatter<'_>, group: &ThreadGroup, binary
     Ok(())
 }
 
-/// Writes one group of a [`TaskDump`](crate::TaskDump): no fix, since a
+/// Writes one group of a [`TaskDump`](crate::monitor::TaskDump): no fix, since a
 /// live thread of a running service is no leak by itself.
 pub(crate) fn write_dump_group(f: &mut fmt::Formatter<'_>, group: &ThreadGroup) -> fmt::Result {
     let (threads, ids) = headline(group);

@@ -49,7 +49,7 @@ pub(crate) async fn stacks_of(
 }
 
 /// The stacks of every task idle at the moment of one dump, by task id:
-/// what [`TaskDump`](crate::TaskDump) groups. `Err` says why there are none.
+/// what [`TaskDump`](crate::monitor::TaskDump) groups. `Err` says why there are none.
 pub(crate) async fn all_stacks(
     handle: &tokio::runtime::Handle,
     limit: Duration,

@@ -497,7 +497,7 @@ fn frame_is(frame: &[String], is: impl Fn(&str) -> bool) -> bool {
 }
 
 /// Every thread of the process, described and grouped, for a
-/// [`TaskDump`](crate::TaskDump): what each is blocked in, with the native
+/// [`TaskDump`](crate::monitor::TaskDump): what each is blocked in, with the native
 /// stacks of the first [`MAX_CAPTURES`] when `stacks` (each thread is
 /// signalled once for it). The calling thread is listed, never signalled.
 pub(crate) fn describe_process(stacks: bool) -> Result<Vec<thread_report::ThreadGroup>, String> {

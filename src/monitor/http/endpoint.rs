@@ -7,7 +7,7 @@ use http::{Method, Request, Response, StatusCode, header};
 use crate::monitor::task_dump::{Dumper, ThreadListing};
 
 /// Serves a [`Dumper`]'s dumps: `GET` answers with the grouped dump as
-/// text, or as JSON (a serialized [`TaskDump`](crate::TaskDump)) for
+/// text, or as JSON (a serialized [`TaskDump`](crate::monitor::TaskDump)) for
 /// `?format=json` or `Accept: application/json`. `?threads=1` adds the
 /// process's threads, `?threads=stacks` with their native stacks. `HEAD`
 /// answers with the status and content type, taking no dump.
@@ -23,7 +23,7 @@ use crate::monitor::task_dump::{Dumper, ThreadListing};
 ///
 /// # #[tokio::main]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let endpoint = taskleak::http::DumpEndpoint::new(taskleak::Dumper::new(&tokio::runtime::Handle::current()));
+/// let endpoint = taskleak::monitor::http::DumpEndpoint::new(taskleak::monitor::Dumper::new(&tokio::runtime::Handle::current()));
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 /// # let address = listener.local_addr()?;
 /// let server = tokio::spawn(async move {
@@ -37,7 +37,7 @@ use crate::monitor::task_dump::{Dumper, ThreadListing};
 ///         .await
 ///         .map_err(std::io::Error::other)
 /// });
-/// # let dump = taskleak::http::Remote::new(&format!("http://{address}/"))?.fetch().await?;
+/// # let dump = taskleak::monitor::http::Remote::new(&format!("http://{address}/"))?.fetch().await?;
 /// # assert!(dump.tasks() >= 1);
 /// # server.await??;
 /// # Ok(())
@@ -63,7 +63,7 @@ impl DumpEndpoint {
     ///
     /// ```
     /// # let runtime = tokio::runtime::Runtime::new()?;
-    /// let endpoint = taskleak::http::DumpEndpoint::new(taskleak::Dumper::new(runtime.handle()));
+    /// let endpoint = taskleak::monitor::http::DumpEndpoint::new(taskleak::monitor::Dumper::new(runtime.handle()));
     /// # let _ = endpoint;
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -77,7 +77,7 @@ impl DumpEndpoint {
     /// ```
     /// # #[tokio::main]
     /// # async fn main() {
-    /// # let endpoint = taskleak::http::DumpEndpoint::new(taskleak::Dumper::new(&tokio::runtime::Handle::current()));
+    /// # let endpoint = taskleak::monitor::http::DumpEndpoint::new(taskleak::monitor::Dumper::new(&tokio::runtime::Handle::current()));
     /// let request = http::Request::get("/debug/tasks?format=json").body(()).unwrap();
     /// let response = endpoint.respond(request).await;
     /// assert_eq!(response.status(), 200);

@@ -30,7 +30,7 @@ type Failure = (String, Option<Arc<dyn StdError + Send + Sync>>);
 ///
 /// ```no_run
 /// # async fn scenario() -> Result<(), taskleak::Error> {
-/// let service = taskleak::http::Remote::new("http://127.0.0.1:9000/debug/tasks")?
+/// let service = taskleak::monitor::http::Remote::new("http://127.0.0.1:9000/debug/tasks")?
 ///     .within(std::time::Duration::from_secs(10));
 /// // … open and close a thousand sessions …
 /// service.assert_no_task_matches(r"session::").await;
@@ -52,7 +52,7 @@ impl Remote {
     /// The endpoint at `url`, an `http://host:port/path` URL.
     ///
     /// ```
-    /// let service = taskleak::http::Remote::new("http://127.0.0.1:9000/debug/tasks")?;
+    /// let service = taskleak::monitor::http::Remote::new("http://127.0.0.1:9000/debug/tasks")?;
     /// # let _ = service;
     /// # Ok::<(), taskleak::Error>(())
     /// ```
@@ -105,7 +105,7 @@ impl Remote {
     /// The bound on one request, connection included (default 10 s).
     ///
     /// ```
-    /// let service = taskleak::http::Remote::new("http://127.0.0.1:9000/")?
+    /// let service = taskleak::monitor::http::Remote::new("http://127.0.0.1:9000/")?
     ///     .timeout(std::time::Duration::from_secs(2));
     /// # let _ = service;
     /// # Ok::<(), taskleak::Error>(())
@@ -120,7 +120,7 @@ impl Remote {
     /// fails (default 5 s).
     ///
     /// ```
-    /// let service = taskleak::http::Remote::new("http://127.0.0.1:9000/")?
+    /// let service = taskleak::monitor::http::Remote::new("http://127.0.0.1:9000/")?
     ///     .within(std::time::Duration::from_secs(30));
     /// # let _ = service;
     /// # Ok::<(), taskleak::Error>(())
@@ -134,7 +134,7 @@ impl Remote {
     ///
     /// ```no_run
     /// # async fn show() -> Result<(), taskleak::Error> {
-    /// let dump = taskleak::http::Remote::new("http://127.0.0.1:9000/debug/tasks")?.fetch().await?;
+    /// let dump = taskleak::monitor::http::Remote::new("http://127.0.0.1:9000/debug/tasks")?.fetch().await?;
     /// println!("{dump}");
     /// # Ok(())
     /// # }
@@ -184,7 +184,7 @@ impl Remote {
     ///
     /// ```no_run
     /// # async fn show() -> Result<(), taskleak::Error> {
-    /// let service = taskleak::http::Remote::new("http://127.0.0.1:9000/debug/tasks")?;
+    /// let service = taskleak::monitor::http::Remote::new("http://127.0.0.1:9000/debug/tasks")?;
     /// let sessions: usize = service.tasks_matching("session::").await?.iter().map(|g| g.count()).sum();
     /// # let _ = sessions;
     /// # Ok(())
@@ -205,7 +205,7 @@ impl Remote {
     ///
     /// ```no_run
     /// # async fn check() -> Result<(), taskleak::Error> {
-    /// taskleak::http::Remote::new("http://127.0.0.1:9000/debug/tasks")?
+    /// taskleak::monitor::http::Remote::new("http://127.0.0.1:9000/debug/tasks")?
     ///     .assert_no_task_matches(r"^src/session\.rs:")
     ///     .await;
     /// # Ok(())
