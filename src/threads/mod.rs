@@ -2,6 +2,7 @@
 //! kernel's view (`/proc/self/task`), judged, tied to the test that started
 //! them while other tests run alongside, and their native stacks.
 
+mod describe;
 mod folding;
 pub(crate) mod isolation;
 mod native_stack;
@@ -10,6 +11,7 @@ pub(crate) mod proc_threads;
 mod task_listing;
 mod thread_check;
 
+pub(crate) use describe::describe_process;
 pub(crate) use isolation::{CheckedThread, Runner, say_once};
 pub(crate) use proc_threads::set_current_name;
-pub(crate) use thread_check::{RuntimeThreads, ThreadSnapshot, describe_process};
+pub(crate) use thread_check::{RuntimeThreads, ThreadSnapshot};
