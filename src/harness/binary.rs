@@ -200,8 +200,8 @@ fn check(binary: &str, manifest_dir: Option<&str>, before: HashSet<i32>) -> Opti
             reports.push(LeakReport::of_threads(&label, found));
         }
     }
-    for report in &mut reports {
-        report.scope = Scope::Binary;
+    let reports: Vec<LeakReport> = reports.into_iter().map(LeakReport::of_whole_binary).collect();
+    for report in &reports {
         let verdict = crate::report::record::Verdict {
             leak_fails: mode == Mode::Fail && report.is_leak(),
             own_failure: false,

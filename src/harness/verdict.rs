@@ -62,10 +62,7 @@ fn with_threads(report: Option<LeakReport>, threads: Option<ThreadSection>, test
     };
     let found = !threads.leaked.is_empty() || !threads.unattributed.is_empty();
     match report {
-        Some(mut report) => {
-            report.threads = threads;
-            Some(report)
-        }
+        Some(report) => Some(report.with_threads(threads)),
         None if found => Some(LeakReport::of_threads(test, threads)),
         None => None,
     }
@@ -160,7 +157,7 @@ fn say_inconclusive(test: &str, report: &LeakReport) {
     if report.inconclusive().is_none() {
         return;
     }
-    let threads = &report.threads;
+    let threads = report.thread_section();
     let names: Vec<String> = threads
         .unattributed
         .iter()

@@ -29,17 +29,17 @@ use crate::report::words::plural;
 /// ```
 #[derive(Clone, Debug)]
 pub struct LeakReport {
-    pub(crate) test: Option<String>,
-    pub(crate) leaked: usize,
-    pub(crate) retries: u32,
-    pub(crate) waited: Duration,
+    test: Option<String>,
+    leaked: usize,
+    retries: u32,
+    waited: Duration,
     /// Told by the watchdog: a task held the thread the check ran on.
-    pub(crate) blocked: bool,
-    pub(crate) groups: Vec<LeakGroup>,
-    pub(crate) detail: Detail,
-    pub(crate) notes: Vec<String>,
-    pub(crate) threads: ThreadSection,
-    pub(crate) scope: Scope,
+    blocked: bool,
+    groups: Vec<LeakGroup>,
+    detail: Detail,
+    notes: Vec<String>,
+    threads: ThreadSection,
+    scope: Scope,
 }
 
 /// What a report's check covered, for what it suggests at its end.
@@ -229,6 +229,81 @@ impl LeakReport {
 }
 
 impl LeakReport {
+    /// Tasks still alive after the grace period: `leaked` of them, in
+    /// `groups` (none when `detail` is count-only).
+    pub(crate) fn of_tasks(
+        leaked: usize,
+        groups: Vec<LeakGroup>,
+        detail: Detail,
+        grace: GracePeriod,
+        notes: Vec<String>,
+    ) -> Self {
+        LeakReport {
+            test: None,
+            leaked,
+            retries: grace.retries,
+            waited: grace.waited,
+            blocked: false,
+            groups,
+            detail,
+            notes,
+            threads: ThreadSection::default(),
+            scope: Scope::Test,
+        }
+    }
+
+    /// What a check could tell when a task held the thread it ran on, for
+    /// `waited`: `reason` says so.
+    pub(crate) fn of_blocked_check(
+        test: Option<&str>,
+        leaked: usize,
+        groups: Vec<LeakGroup>,
+        detail: Detail,
+        waited: Duration,
+        reason: &str,
+    ) -> Self {
+        LeakReport {
+            test: test.map(str::to_owned),
+            leaked,
+            retries: 0,
+            waited,
+            blocked: true,
+            groups,
+            detail,
+            notes: vec![reason.to_owned()],
+            threads: ThreadSection::default(),
+            scope: Scope::Test,
+        }
+    }
+
+    /// The same report, of test `test`.
+    pub(crate) fn for_test(mut self, test: Option<&str>) -> Self {
+        self.test = test.map(str::to_owned);
+        self
+    }
+
+    /// The same report, with what the thread check found.
+    pub(crate) fn with_threads(mut self, threads: ThreadSection) -> Self {
+        self.threads = threads;
+        self
+    }
+
+    /// The same report, of a whole binary's check at its end.
+    pub(crate) fn of_whole_binary(mut self) -> Self {
+        self.scope = Scope::Binary;
+        self
+    }
+
+    /// What the check covered.
+    pub(crate) fn scope(&self) -> Scope {
+        self.scope
+    }
+
+    /// What the thread check found.
+    pub(crate) fn thread_section(&self) -> &ThreadSection {
+        &self.threads
+    }
+
     /// A report of leaked threads only.
     pub(crate) fn of_threads(test: &str, threads: ThreadSection) -> Self {
         LeakReport {

@@ -186,10 +186,10 @@ fn of_report(report: &LeakReport, verdict: Verdict, binary: &str) -> Record {
         // Why threads were not judged (another test may have started
         // them): the gate re-runs such a test alone for a verdict.
         inconclusive: report.inconclusive().map(str::to_owned),
-        unjudged_threads: report.threads.unattributed_count(),
+        unjudged_threads: report.thread_section().unattributed_count(),
         groups: tasks.chain(threads).collect(),
         report: report.to_string(),
-        ..header(binary, report.test(), report.scope, verdict)
+        ..header(binary, report.test(), report.scope(), verdict)
     }
 }
 

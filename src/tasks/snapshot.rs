@@ -8,7 +8,7 @@ use tokio::runtime::Handle;
 
 use crate::config::Options;
 use crate::error::Error;
-use crate::report::{Detail, LeakReport, Scope};
+use crate::report::{Detail, GracePeriod, LeakReport};
 use crate::tasks::registry::Tracker;
 use crate::tasks::settle::settle;
 
@@ -106,11 +106,10 @@ impl Snapshot {
         guard_waits: impl FnOnce() -> G,
     ) -> Option<LeakReport> {
         #[cfg(tokio_unstable)]
-        let mut report = self.check_tasks(options, guard_waits).await?;
+        let report = self.check_tasks(options, guard_waits).await?;
         #[cfg(not(tokio_unstable))]
-        let mut report = self.check_count(options, guard_waits).await?;
-        report.test = test.map(str::to_owned);
-        Some(report)
+        let report = self.check_count(options, guard_waits).await?;
+        Some(report.for_test(test))
     }
 
     /// Judges only the tasks of test `owner` (see [`crate::tasks::registry::owner`]).
@@ -214,18 +213,16 @@ impl Snapshot {
                     .to_owned(),
             );
         }
-        Some(LeakReport {
-            test: None,
-            leaked: settled.survivors.len(),
-            retries: settled.retries,
-            waited: settled.waited,
-            blocked: false,
-            groups: Vec::new(),
-            detail: Detail::CountOnly,
+        Some(LeakReport::of_tasks(
+            settled.survivors.len(),
+            Vec::new(),
+            Detail::CountOnly,
+            GracePeriod {
+                retries: settled.retries,
+                waited: settled.waited,
+            },
             notes,
-            threads: Default::default(),
-            scope: Scope::Test,
-        })
+        ))
     }
 
     /// What leaked, told without the runtime's help: for when a task holds
@@ -267,18 +264,7 @@ impl Snapshot {
             let _ = options;
             (self.surplus(), Vec::new(), Detail::CountOnly)
         };
-        LeakReport {
-            test: test.map(str::to_owned),
-            leaked,
-            retries: 0,
-            waited,
-            blocked: true,
-            groups,
-            detail,
-            notes: vec![reason.to_owned()],
-            threads: Default::default(),
-            scope: Scope::Test,
-        }
+        LeakReport::of_blocked_check(test, leaked, groups, detail, waited, reason)
     }
 
     /// With task hooks: diff task ids, then describe each survivor.
@@ -371,18 +357,16 @@ impl Snapshot {
         if survivors.is_empty() {
             return None;
         }
-        Some(LeakReport {
-            test: None,
-            leaked: survivors.len(),
-            retries: settled.retries,
-            waited: settled.waited,
-            blocked: false,
-            groups: leak_report::group(survivors),
-            detail: Detail::Full,
+        Some(LeakReport::of_tasks(
+            survivors.len(),
+            leak_report::group(survivors),
+            Detail::Full,
+            GracePeriod {
+                retries: settled.retries,
+                waited: settled.waited,
+            },
             notes,
-            threads: Default::default(),
-            scope: Scope::Test,
-        })
+        ))
     }
 }
 
