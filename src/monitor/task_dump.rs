@@ -270,6 +270,9 @@ type GroupKey = (
     Option<*const AsyncStack>,
 );
 
+/// A task as a dump saw it: its group's key, id, name and stack.
+type TaskSeen<'a> = (GroupKey, u64, Option<&'a str>, Option<&'a Arc<AsyncStack>>);
+
 /// Groups the live tasks: by the tracker's spawn site and the dump's stack
 /// when both exist, by what there is otherwise.
 fn group_tasks(
@@ -278,37 +281,35 @@ fn group_tasks(
     stacks: Option<HashMap<u64, Arc<AsyncStack>>>,
     notes: &mut Vec<String>,
 ) -> Vec<TaskGroup> {
-    let mut index: HashMap<GroupKey, usize> = HashMap::new();
-    let mut groups: Vec<TaskGroup> = Vec::new();
-    let mut add = |key: GroupKey, id: u64, name: Option<&str>, stack: Option<&Arc<AsyncStack>>| {
-        let at = *index.entry(key).or_insert_with(|| {
-            groups.push(TaskGroup::new(key.0, stack.map(|stack| AsyncStack::clone(stack))));
-            groups.len() - 1
-        });
-        groups[at].add(id, name);
-    };
+    let mut tasks_seen: Vec<TaskSeen<'_>> = Vec::new();
     let mut without_stack = 0;
     match (&live, &stacks) {
         (Some(live), _) => {
             for (id, record) in live {
                 let stack = stacks.as_ref().and_then(|stacks| stacks.get(id));
                 without_stack += usize::from(stacks.is_some() && stack.is_none());
-                add(
-                    (Some(record.spawned_at), stack.map(Arc::as_ptr)),
-                    *id,
-                    record.name.as_deref(),
-                    stack,
-                );
+                let key = (Some(record.spawned_at), stack.map(Arc::as_ptr));
+                tasks_seen.push((key, *id, record.name.as_deref(), stack));
             }
         }
         (None, Some(stacks)) => {
             for (id, stack) in stacks {
-                add((None, Some(Arc::as_ptr(stack))), *id, None, Some(stack));
+                tasks_seen.push(((None, Some(Arc::as_ptr(stack))), *id, None, Some(stack)));
             }
             without_stack = tasks.saturating_sub(stacks.len());
         }
         (None, None) => {}
     }
+    let mut groups = crate::model::group_by(
+        tasks_seen,
+        |(key, ..)| *key,
+        |(key, id, name, stack)| {
+            let mut group = TaskGroup::new(key.0, stack.map(|stack| AsyncStack::clone(stack)));
+            group.add(id, name);
+            group
+        },
+        |group, (_, id, name, _)| group.add(id, name),
+    );
     if without_stack > 0 {
         notes.push(format!(
             "{without_stack} task(s) were running or scheduled while the dump was taken, so have no stack"

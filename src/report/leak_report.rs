@@ -432,33 +432,29 @@ pub(crate) fn group(survivors: Vec<Survivor>) -> Vec<LeakGroup> {
             .or_insert_with(|| crate::report::source::excerpt_at(site, root.as_deref()).map(Arc::new))
             .clone()
     };
-    let mut index: HashMap<(Option<String>, TaskState, Arc<AsyncStack>), usize> = HashMap::new();
-    let mut groups: Vec<LeakGroup> = Vec::new();
-    for survivor in survivors {
-        let key = (
-            survivor.spawned_at.clone(),
-            survivor.state.clone(),
-            survivor.stack.clone(),
-        );
-        match index.get(&key) {
-            Some(&at) => {
-                groups[at].task_ids.push(survivor.id);
-                groups[at].names.extend(survivor.name);
-            }
-            None => {
-                index.insert(key, groups.len());
-                groups.push(LeakGroup {
-                    task_ids: vec![survivor.id],
-                    names: survivor.name.into_iter().collect(),
-                    source: source_at(&survivor.spawned_at),
-                    spawned_at: survivor.spawned_at,
-                    cause: Cause::of(&survivor.state, &survivor.stack),
-                    state: survivor.state,
-                    stack: survivor.stack,
-                });
-            }
-        }
-    }
+    let mut groups = crate::model::group_by(
+        survivors,
+        |survivor| {
+            (
+                survivor.spawned_at.clone(),
+                survivor.state.clone(),
+                survivor.stack.clone(),
+            )
+        },
+        |survivor| LeakGroup {
+            task_ids: vec![survivor.id],
+            names: survivor.name.into_iter().collect(),
+            source: source_at(&survivor.spawned_at),
+            spawned_at: survivor.spawned_at,
+            cause: Cause::of(&survivor.state, &survivor.stack),
+            state: survivor.state,
+            stack: survivor.stack,
+        },
+        |group, survivor| {
+            group.task_ids.push(survivor.id);
+            group.names.extend(survivor.name);
+        },
+    );
     for group in &mut groups {
         group.task_ids.sort_unstable();
         group.names.sort_unstable();

@@ -1,7 +1,6 @@
 //! Leaked threads as reports show them: what each is blocked in, from the
 //! kernel's view and its native stack, and identical threads grouped.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -332,32 +331,27 @@ pub(crate) struct LeakedThread {
 /// Groups identical threads, largest group first. An inherited name does
 /// not split a group: only the threads' own names, states and stacks do.
 pub(crate) fn group(threads: Vec<LeakedThread>) -> Vec<ThreadGroup> {
-    type Key = (String, ThreadState, Vec<StackFrame>, ThreadKind);
-    let mut index: HashMap<Key, usize> = HashMap::new();
-    let mut groups: Vec<ThreadGroup> = Vec::new();
-    for thread in threads {
-        let key = (
-            thread.name.clone(),
-            thread.state.clone(),
-            thread.stack.clone(),
-            thread.kind,
-        );
-        match index.get(&key) {
-            Some(&at) => groups[at].thread_ids.push(thread.tid),
-            None => {
-                index.insert(key, groups.len());
-                groups.push(ThreadGroup {
-                    thread_ids: vec![thread.tid],
-                    name: thread.name,
-                    inherited_name: thread.inherited_name,
-                    state: thread.state,
-                    stack: thread.stack,
-                    stack_unavailable: thread.stack_unavailable,
-                    kind: thread.kind,
-                });
-            }
-        }
-    }
+    let mut groups = crate::model::group_by(
+        threads,
+        |thread| {
+            (
+                thread.name.clone(),
+                thread.state.clone(),
+                thread.stack.clone(),
+                thread.kind,
+            )
+        },
+        |thread| ThreadGroup {
+            thread_ids: vec![thread.tid],
+            name: thread.name,
+            inherited_name: thread.inherited_name,
+            state: thread.state,
+            stack: thread.stack,
+            stack_unavailable: thread.stack_unavailable,
+            kind: thread.kind,
+        },
+        |group, thread| group.thread_ids.push(thread.tid),
+    );
     for group in &mut groups {
         group.thread_ids.sort_unstable();
     }
