@@ -2,8 +2,11 @@
 //! through `taskleak`, which re-exports them and provides everything the
 //! generated code calls; this crate only parses and generates.
 
+mod args;
 mod entry;
+mod expand;
 mod module;
+mod test_fn;
 
 use proc_macro::TokenStream;
 

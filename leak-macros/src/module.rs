@@ -8,7 +8,9 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Attribute, Item, ItemMod, MetaNameValue, Token};
 
-use crate::entry::{is_path, is_test_case, parse_config, with_error};
+use crate::args::parse_config;
+use crate::expand::with_error;
+use crate::test_fn::{is_path, is_test_case};
 
 type Args = Punctuated<MetaNameValue, Token![,]>;
 
