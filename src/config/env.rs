@@ -95,11 +95,11 @@ impl Settings {
     /// Raises `options` to the environment's floors.
     pub(crate) fn apply(&self, mut options: Options) -> Options {
         if let Some(floor) = self.min_retries {
-            let retries = options.retries().max(floor);
+            let retries = options.get_max_retries().max(floor);
             options = options.max_retries(retries);
         }
         if let Some(floor) = self.min_sleep_cap {
-            let cap = options.sleep_cap().max(floor);
+            let cap = options.get_max_sleep().max(floor);
             options = options.max_sleep(cap);
         }
         options
@@ -135,7 +135,10 @@ mod tests {
     fn defaults_fail_and_change_nothing() -> Result<(), Error> {
         let settings = settings(&[])?;
         assert_eq!(settings.mode, Mode::Fail);
-        assert_eq!(settings.apply(Options::new()).retries(), Options::new().retries());
+        assert_eq!(
+            settings.apply(Options::new()).get_max_retries(),
+            Options::new().get_max_retries()
+        );
         Ok(())
     }
 
@@ -143,11 +146,11 @@ mod tests {
     fn floors_only_raise() -> Result<(), Error> {
         let settings = settings(&[(MIN_RETRIES, "40"), (MIN_SLEEP_CAP, "250ms")])?;
         let raised = settings.apply(Options::new().max_retries(5));
-        assert_eq!(raised.retries(), 40);
-        assert_eq!(raised.sleep_cap(), Duration::from_millis(250));
+        assert_eq!(raised.get_max_retries(), 40);
+        assert_eq!(raised.get_max_sleep(), Duration::from_millis(250));
         let kept = settings.apply(Options::new().max_retries(90).max_sleep(Duration::from_secs(1)));
-        assert_eq!(kept.retries(), 90);
-        assert_eq!(kept.sleep_cap(), Duration::from_secs(1));
+        assert_eq!(kept.get_max_retries(), 90);
+        assert_eq!(kept.get_max_sleep(), Duration::from_secs(1));
         Ok(())
     }
 

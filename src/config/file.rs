@@ -280,7 +280,7 @@ mod tests {
             ]
         );
         let options = config.apply(Options::new());
-        assert_eq!(options.retries(), 40);
+        assert_eq!(options.get_max_retries(), 40);
         assert_eq!(options.ignore.thread_name.len(), 2);
     }
 

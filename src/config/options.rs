@@ -10,7 +10,7 @@ use crate::error::Error;
 /// How many times the settle loop re-checks before judging (goleak's default).
 ///
 /// ```
-/// assert_eq!(taskleak::Options::new().retries(), taskleak::DEFAULT_MAX_RETRIES);
+/// assert_eq!(taskleak::Options::new().get_max_retries(), taskleak::DEFAULT_MAX_RETRIES);
 /// ```
 pub const DEFAULT_MAX_RETRIES: u32 = 20;
 
@@ -19,7 +19,7 @@ pub const DEFAULT_MAX_RETRIES: u32 = 20;
 /// about 0.43 s of waiting for stragglers.
 ///
 /// ```
-/// assert_eq!(taskleak::Options::new().sleep_cap(), taskleak::DEFAULT_MAX_SLEEP);
+/// assert_eq!(taskleak::Options::new().get_max_sleep(), taskleak::DEFAULT_MAX_SLEEP);
 /// ```
 pub const DEFAULT_MAX_SLEEP: Duration = Duration::from_millis(100);
 
@@ -48,7 +48,9 @@ pub const DUMP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The options of one leak check: retry budget and ignore rules.
 ///
-/// The attribute's arguments map one to one onto these methods.
+/// The attribute's arguments map one to one onto these methods. Each
+/// setting is set by a method of its name and read by `get_` and its name
+/// (`max_retries` / `get_max_retries`), as `std::process::Command` does.
 ///
 /// ```
 /// use std::time::Duration;
@@ -58,7 +60,7 @@ pub const DUMP_TIMEOUT: Duration = Duration::from_secs(2);
 ///     .max_sleep(Duration::from_millis(50))
 ///     .ignore_spawned_at(r"^/.*/\.cargo/registry/")?   // third-party spawns
 ///     .ignore_top_function(r"^hyper::")?;
-/// assert_eq!(options.retries(), 30);
+/// assert_eq!(options.get_max_retries(), 30);
 /// # Ok::<(), taskleak::Error>(())
 /// ```
 #[derive(Clone)]
@@ -76,7 +78,7 @@ impl Options {
     ///
     /// ```
     /// let options = taskleak::Options::new();
-    /// assert_eq!(options.retries(), taskleak::DEFAULT_MAX_RETRIES);
+    /// assert_eq!(options.get_max_retries(), taskleak::DEFAULT_MAX_RETRIES);
     /// ```
     pub fn new() -> Self {
         Self {
@@ -96,7 +98,7 @@ impl Options {
     ///
     /// ```
     /// let options = taskleak::Options::new().max_retries(5);
-    /// assert_eq!(options.retries(), 5);
+    /// assert_eq!(options.get_max_retries(), 5);
     /// ```
     pub fn max_retries(mut self, retries: u32) -> Self {
         self.max_retries = retries;
@@ -108,7 +110,7 @@ impl Options {
     /// ```
     /// use std::time::Duration;
     /// let options = taskleak::Options::new().max_sleep(Duration::from_millis(10));
-    /// assert_eq!(options.sleep_cap(), Duration::from_millis(10));
+    /// assert_eq!(options.get_max_sleep(), Duration::from_millis(10));
     /// ```
     pub fn max_sleep(mut self, max_sleep: Duration) -> Self {
         self.max_sleep = max_sleep;
@@ -221,7 +223,7 @@ impl Options {
     ///
     /// ```
     /// let options = taskleak::Options::new().check_threads(false);
-    /// assert!(!options.checks_threads());
+    /// assert!(!options.get_check_threads());
     /// ```
     pub fn check_threads(mut self, check: bool) -> Self {
         self.check_threads = check;
@@ -238,7 +240,7 @@ impl Options {
     ///
     /// ```
     /// let options = taskleak::Options::new().serial(true);
-    /// assert!(options.is_serial());
+    /// assert!(options.get_serial());
     /// ```
     pub fn serial(mut self, serial: bool) -> Self {
         self.serial = serial;
@@ -248,36 +250,36 @@ impl Options {
     /// Whether the test takes turns; see [`Options::serial`].
     ///
     /// ```
-    /// assert!(!taskleak::Options::new().is_serial());
+    /// assert!(!taskleak::Options::new().get_serial());
     /// ```
-    pub fn is_serial(&self) -> bool {
+    pub fn get_serial(&self) -> bool {
         self.serial
     }
 
     /// Whether threads are checked; see [`Options::check_threads`].
     ///
     /// ```
-    /// assert!(taskleak::Options::new().checks_threads());
+    /// assert!(taskleak::Options::new().get_check_threads());
     /// ```
-    pub fn checks_threads(&self) -> bool {
+    pub fn get_check_threads(&self) -> bool {
         self.check_threads
     }
 
     /// The configured retry count.
     ///
     /// ```
-    /// assert_eq!(taskleak::Options::new().max_retries(3).retries(), 3);
+    /// assert_eq!(taskleak::Options::new().max_retries(3).get_max_retries(), 3);
     /// ```
-    pub fn retries(&self) -> u32 {
+    pub fn get_max_retries(&self) -> u32 {
         self.max_retries
     }
 
     /// The configured cap on one sleep between re-checks.
     ///
     /// ```
-    /// assert_eq!(taskleak::Options::new().sleep_cap(), taskleak::DEFAULT_MAX_SLEEP);
+    /// assert_eq!(taskleak::Options::new().get_max_sleep(), taskleak::DEFAULT_MAX_SLEEP);
     /// ```
-    pub fn sleep_cap(&self) -> Duration {
+    pub fn get_max_sleep(&self) -> Duration {
         self.max_sleep
     }
 }

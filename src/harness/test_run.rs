@@ -87,8 +87,8 @@ fn run_test<T>(
     }
     let test = spec.test_path();
     let mut threads = options
-        .checks_threads()
-        .then(|| ThreadSnapshot::begin(&test, options.is_serial()))
+        .get_check_threads()
+        .then(|| ThreadSnapshot::begin(&test, options.get_serial()))
         .flatten();
     let run = Run {
         spec: &spec,
@@ -251,7 +251,7 @@ struct PlainBody<F>(F);
 
 impl<T, F: FnOnce() -> T> TestBody<T> for PlainBody<F> {
     fn is_checked(&self, spec: &TestSpec, options: &Options) -> bool {
-        options.checks_threads() || spec.shared_runtime.is_some()
+        options.get_check_threads() || spec.shared_runtime.is_some()
     }
 
     fn run_unchecked(self) -> T {

@@ -19,9 +19,9 @@ pub(crate) struct Settled<T> {
     pub(crate) waited: Duration,
 }
 
-/// Calls `survivors` until it returns nothing or `options.retries()`
+/// Calls `survivors` until it returns nothing or `options.get_max_retries()`
 /// re-checks have been made, pausing between them with sleeps that start at
-/// [`FIRST_SLEEP`] and double up to `options.sleep_cap()`.
+/// [`FIRST_SLEEP`] and double up to `options.get_max_sleep()`.
 ///
 /// `between` runs after each pause, before the re-check: the caller samples
 /// what it needs to observe across the waits (e.g. which task is polled).
@@ -50,7 +50,7 @@ pub(crate) async fn settle<T, E: Future<Output = ()>>(
         // dump stacks, which yields to the runtime.
         before_waiting();
     }
-    while !left.is_empty() && retries < options.retries() {
+    while !left.is_empty() && retries < options.get_max_retries() {
         tokio::task::yield_now().await;
         let deadline = Instant::now() + sleep;
         loop {
@@ -72,7 +72,7 @@ pub(crate) async fn settle<T, E: Future<Output = ()>>(
             timer::pause(EARLY_CHECK_INTERVAL.min(deadline.saturating_duration_since(Instant::now()))).await;
         }
         between();
-        sleep = (sleep * 2).min(options.sleep_cap());
+        sleep = (sleep * 2).min(options.get_max_sleep());
         retries += 1;
         left = survivors();
     }
@@ -88,9 +88,9 @@ pub(crate) async fn settle<T, E: Future<Output = ()>>(
 pub(crate) fn budget(options: &Options) -> Duration {
     let mut total = Duration::ZERO;
     let mut sleep = FIRST_SLEEP;
-    for _ in 0..options.retries() {
+    for _ in 0..options.get_max_retries() {
         total += sleep.max(Duration::from_millis(1));
-        sleep = (sleep * 2).min(options.sleep_cap());
+        sleep = (sleep * 2).min(options.get_max_sleep());
     }
     total
 }

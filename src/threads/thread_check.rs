@@ -218,7 +218,7 @@ impl ThreadSnapshot {
         let mut early: BTreeMap<ThreadKey, Option<(LeakedThread, bool)>> = BTreeMap::new();
         let mut judge_early = options.ignore.needs_stacks() || options.ignore.has_dependencies();
         let mut left = self.fresh(options);
-        while !left.is_empty() && findings.retries < options.retries() {
+        while !left.is_empty() && findings.retries < options.get_max_retries() {
             // A sleep this short would take the timer slack (50 µs) anyway;
             // a joined thread's last moments need only a yield.
             if sleep < Duration::from_micros(50) {
@@ -226,7 +226,7 @@ impl ThreadSnapshot {
             } else {
                 std::thread::sleep(sleep);
             }
-            sleep = (sleep * 2).min(options.sleep_cap());
+            sleep = (sleep * 2).min(options.get_max_sleep());
             findings.retries += 1;
             left = self.fresh(options);
             if judge_early && start.elapsed() >= EARLY_JUDGEMENT {
