@@ -103,8 +103,8 @@
 //!
 //! | attribute argument | [`Options`] method | default | needs `tokio_unstable` |
 //! |---|---|---|---|
-//! | `max_retries = 20` | [`Options::max_retries`] | [`DEFAULT_MAX_RETRIES`] | no |
-//! | `max_sleep = "100ms"` | [`Options::max_sleep`] | [`DEFAULT_MAX_SLEEP`] | no |
+//! | `max_retries = 20` | [`Options::max_retries`] | [`Options::DEFAULT_MAX_RETRIES`] | no |
+//! | `max_sleep = "100ms"` | [`Options::max_sleep`] | [`Options::DEFAULT_MAX_SLEEP`] | no |
 //! | `ignore_top_function = "regex"` | [`Options::ignore_top_function`] | none | yes |
 //! | `ignore_any_function = "regex"` | [`Options::ignore_any_function`] | none | yes |
 //! | `ignore_spawned_at = "regex"` | [`Options::ignore_spawned_at`] | none | yes |
@@ -242,7 +242,7 @@ pub mod fixes {}
 #[doc(hidden)]
 pub mod __private;
 
-pub use config::{DEFAULT_MAX_RETRIES, DEFAULT_MAX_SLEEP, DUMP_TIMEOUT, FIRST_SLEEP, Options};
+pub use config::Options;
 pub use error::Error;
 pub use harness::{SharedRuntime, check_at_exit, verify_main};
 pub use report::LeakReport;

@@ -9,6 +9,7 @@ mod options;
 
 pub(crate) use env::{Mode, Settings};
 pub(crate) use file::options_for_crate;
+pub use options::Options;
 #[cfg(tokio_unstable)]
 pub(crate) use options::SUSPECT_DUMP_TIMEOUT;
-pub use options::{DEFAULT_MAX_RETRIES, DEFAULT_MAX_SLEEP, DUMP_TIMEOUT, FIRST_SLEEP, Options};
+pub(crate) use options::{DUMP_TIMEOUT, FIRST_SLEEP};

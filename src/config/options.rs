@@ -7,44 +7,22 @@ use regex::Regex;
 
 use crate::error::Error;
 
-/// How many times the settle loop re-checks before judging (goleak's default).
-///
-/// ```
-/// assert_eq!(taskleak::Options::new().get_max_retries(), taskleak::DEFAULT_MAX_RETRIES);
-/// ```
-pub const DEFAULT_MAX_RETRIES: u32 = 20;
+/// See [`Options::DEFAULT_MAX_RETRIES`].
+pub(crate) const DEFAULT_MAX_RETRIES: u32 = 20;
 
-/// The cap on the sleep between two re-checks. Sleeps start at
-/// [`FIRST_SLEEP`] and double up to this, so the default budget is bounded by
-/// about 0.43 s of waiting for stragglers.
-///
-/// ```
-/// assert_eq!(taskleak::Options::new().get_max_sleep(), taskleak::DEFAULT_MAX_SLEEP);
-/// ```
-pub const DEFAULT_MAX_SLEEP: Duration = Duration::from_millis(100);
+/// See [`Options::DEFAULT_MAX_SLEEP`].
+pub(crate) const DEFAULT_MAX_SLEEP: Duration = Duration::from_millis(100);
 
-/// The first sleep of the settle loop (goleak's). Sleeps are real time, on
-/// taskleak's own timer thread: tokio's timer cannot sleep under 1 ms.
-///
-/// ```
-/// assert!(taskleak::FIRST_SLEEP < taskleak::DEFAULT_MAX_SLEEP);
-/// ```
-pub const FIRST_SLEEP: Duration = Duration::from_micros(1);
+/// See [`Options::FIRST_SLEEP`].
+pub(crate) const FIRST_SLEEP: Duration = Duration::from_micros(1);
 
 /// How long a task dump may take when a leaked task looks busy (it was
 /// inside one poll across the last wait): long enough for a task that was
 /// merely descheduled to yield, short for one that never will.
 pub(crate) const SUSPECT_DUMP_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// How long a task dump may take before taskleak gives up on stacks.
-///
-/// tokio documents that a dump never completes while a worker is blocked;
-/// past this bound the report is built from spawn sites alone.
-///
-/// ```
-/// assert_eq!(taskleak::DUMP_TIMEOUT, std::time::Duration::from_secs(2));
-/// ```
-pub const DUMP_TIMEOUT: Duration = Duration::from_secs(2);
+/// See [`Options::DUMP_TIMEOUT`].
+pub(crate) const DUMP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The options of one leak check: retry budget and ignore rules.
 ///
@@ -73,12 +51,46 @@ pub struct Options {
 }
 
 impl Options {
-    /// The defaults: [`DEFAULT_MAX_RETRIES`] retries, sleeps capped at
-    /// [`DEFAULT_MAX_SLEEP`], no ignore rules.
+    /// How many times the settle loop re-checks before judging (goleak's default).
+    ///
+    /// ```
+    /// assert_eq!(taskleak::Options::new().get_max_retries(), taskleak::Options::DEFAULT_MAX_RETRIES);
+    /// ```
+    pub const DEFAULT_MAX_RETRIES: u32 = DEFAULT_MAX_RETRIES;
+
+    /// The cap on the sleep between two re-checks. Sleeps start at
+    /// [`Options::FIRST_SLEEP`] and double up to this, so the default budget is bounded by
+    /// about 0.43 s of waiting for stragglers.
+    ///
+    /// ```
+    /// assert_eq!(taskleak::Options::new().get_max_sleep(), taskleak::Options::DEFAULT_MAX_SLEEP);
+    /// ```
+    pub const DEFAULT_MAX_SLEEP: Duration = DEFAULT_MAX_SLEEP;
+
+    /// The first sleep of the settle loop (goleak's). Sleeps are real time, on
+    /// taskleak's own timer thread: tokio's timer cannot sleep under 1 ms.
+    ///
+    /// ```
+    /// assert!(taskleak::Options::FIRST_SLEEP < taskleak::Options::DEFAULT_MAX_SLEEP);
+    /// ```
+    pub const FIRST_SLEEP: Duration = FIRST_SLEEP;
+
+    /// How long a task dump may take before taskleak gives up on stacks.
+    ///
+    /// tokio documents that a dump never completes while a worker is blocked;
+    /// past this bound the report is built from spawn sites alone.
+    ///
+    /// ```
+    /// assert_eq!(taskleak::Options::DUMP_TIMEOUT, std::time::Duration::from_secs(2));
+    /// ```
+    pub const DUMP_TIMEOUT: Duration = DUMP_TIMEOUT;
+
+    /// The defaults: [`Options::DEFAULT_MAX_RETRIES`] retries, sleeps capped at
+    /// [`Options::DEFAULT_MAX_SLEEP`], no ignore rules.
     ///
     /// ```
     /// let options = taskleak::Options::new();
-    /// assert_eq!(options.get_max_retries(), taskleak::DEFAULT_MAX_RETRIES);
+    /// assert_eq!(options.get_max_retries(), taskleak::Options::DEFAULT_MAX_RETRIES);
     /// ```
     pub fn new() -> Self {
         Self {
@@ -277,7 +289,7 @@ impl Options {
     /// The configured cap on one sleep between re-checks.
     ///
     /// ```
-    /// assert_eq!(taskleak::Options::new().get_max_sleep(), taskleak::DEFAULT_MAX_SLEEP);
+    /// assert_eq!(taskleak::Options::new().get_max_sleep(), taskleak::Options::DEFAULT_MAX_SLEEP);
     /// ```
     pub fn get_max_sleep(&self) -> Duration {
         self.max_sleep
