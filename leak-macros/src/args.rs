@@ -9,7 +9,7 @@ use syn::spanned::Spanned;
 use syn::{Expr, Lit, LitStr, MetaNameValue, Token};
 
 /// The attribute's own arguments.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Config {
     /// `crate = "path"`: where taskleak is, when renamed in Cargo.toml.
     pub(crate) krate: Option<syn::Path>,
@@ -146,6 +146,67 @@ impl Config {
             )),
             None => Ok(()),
         }
+    }
+
+    /// A checked module's options for one of its tests: the module's,
+    /// overridden by the test's `own`; ignore rules add up.
+    pub(crate) fn merged_with(&self, own: &Config) -> Config {
+        let both = |module: &[LitStr], own: &[LitStr]| [module, own].concat();
+        Config {
+            krate: own.krate.clone().or_else(|| self.krate.clone()),
+            threads: own.threads.or(self.threads),
+            serial: own.serial.or(self.serial),
+            runtime: own.runtime.clone().or_else(|| self.runtime.clone()),
+            max_retries: own.max_retries.or(self.max_retries),
+            max_sleep_nanos: own.max_sleep_nanos.or(self.max_sleep_nanos),
+            ignore_top_function: both(&self.ignore_top_function, &own.ignore_top_function),
+            ignore_any_function: both(&self.ignore_any_function, &own.ignore_any_function),
+            ignore_spawned_at: both(&self.ignore_spawned_at, &own.ignore_spawned_at),
+            ignore_thread_name: both(&self.ignore_thread_name, &own.ignore_thread_name),
+            ignore_dependency: both(&self.ignore_dependency, &own.ignore_dependency),
+        }
+    }
+
+    /// The arguments that parse back into this config, each written at the
+    /// span of the token it came from where it kept one.
+    pub(crate) fn to_args(&self) -> TokenStream {
+        let mut args: Vec<TokenStream> = Vec::new();
+        if let Some(retries) = self.max_retries {
+            let retries = proc_macro2::Literal::u32_unsuffixed(retries);
+            args.push(quote!(max_retries = #retries));
+        }
+        if let Some(nanos) = self.max_sleep_nanos {
+            // Durations are whole microseconds at least (`us`, `ms`, `s`).
+            let sleep = format!("{}us", nanos / 1_000);
+            args.push(quote!(max_sleep = #sleep));
+        }
+        for (name, rules) in [
+            ("ignore_top_function", &self.ignore_top_function),
+            ("ignore_any_function", &self.ignore_any_function),
+            ("ignore_spawned_at", &self.ignore_spawned_at),
+            ("ignore_thread_name", &self.ignore_thread_name),
+            ("ignore_dependency", &self.ignore_dependency),
+        ] {
+            let name = syn::Ident::new(name, Span::call_site());
+            args.extend(rules.iter().map(|rule| quote!(#name = #rule)));
+        }
+        for (name, flag) in [("threads", self.threads), ("serial", self.serial)] {
+            if let Some((value, span)) = flag {
+                let name = syn::Ident::new(name, span);
+                let value = syn::LitBool::new(value, span);
+                args.push(quote!(#name = #value));
+            }
+        }
+        let path_text = |path: &syn::Path| path.to_token_stream().to_string().replace(' ', "");
+        if let Some((path, span)) = &self.runtime {
+            let path = LitStr::new(&path_text(path), *span);
+            args.push(quote!(runtime = #path));
+        }
+        if let Some(path) = &self.krate {
+            let path = LitStr::new(&path_text(path), path.span());
+            args.push(quote!(crate = #path));
+        }
+        quote!(#(#args),*)
     }
 
     /// The path generated code reaches taskleak by.

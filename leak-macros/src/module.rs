@@ -4,25 +4,16 @@
 
 use proc_macro2::TokenStream;
 use quote::ToTokens;
-use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{Attribute, Item, ItemMod, MetaNameValue, Token};
+use syn::{Attribute, Item, ItemMod};
 
-use crate::args::parse_config;
+use crate::args::{Config, parse_config};
 use crate::expand::with_error;
 use crate::test_fn::{is_path, is_test_case};
 
-type Args = Punctuated<MetaNameValue, Token![,]>;
-
-/// Options that may be given several times (ignore rules): a test's add to
-/// its module's instead of replacing them.
-fn is_repeatable(key: &str) -> bool {
-    taskleak_options::find(key).is_some_and(|option| option.repeatable)
-}
-
 pub(crate) fn verify_module(args: TokenStream, mut module: ItemMod) -> TokenStream {
-    let result = parse_args(args).and_then(|args| {
-        let krate = parse_config(args.to_token_stream())?.krate();
+    let result = parse_config(args).and_then(|config| {
+        let krate = config.krate();
         let Some((_, items)) = &mut module.content else {
             return Err(syn::Error::new(
                 module.semi.map_or(module.ident.span(), |semi| semi.span()),
@@ -30,7 +21,7 @@ pub(crate) fn verify_module(args: TokenStream, mut module: ItemMod) -> TokenStre
                  an inline `mod name { … }`, or on the tests themselves",
             ));
         };
-        rewrite(items, &args, &krate)
+        rewrite(items, &config, &krate)
     });
     match result {
         Ok(()) => module.into_token_stream(),
@@ -38,12 +29,8 @@ pub(crate) fn verify_module(args: TokenStream, mut module: ItemMod) -> TokenStre
     }
 }
 
-fn parse_args(args: TokenStream) -> syn::Result<Args> {
-    syn::parse::Parser::parse2(Args::parse_terminated, args)
-}
-
 /// Adds the (merged) attribute to each test function among `items`.
-fn rewrite(items: &mut [Item], args: &Args, krate: &TokenStream) -> syn::Result<()> {
+fn rewrite(items: &mut [Item], module: &Config, krate: &TokenStream) -> syn::Result<()> {
     let skips = |attr: &Attribute| is_skip(attr, krate);
     for item in items {
         match item {
@@ -72,25 +59,20 @@ fn rewrite(items: &mut [Item], args: &Args, krate: &TokenStream) -> syn::Result<
                     continue;
                 }
                 let mut merged = match own {
-                    Some(own) => merge(args, &own_args(&function.attrs.remove(own))?),
-                    None => args.clone(),
+                    Some(own) => module.merged_with(&own_config(&function.attrs.remove(own))?),
+                    None => module.clone(),
                 };
-                let is_key = |pair: &MetaNameValue, key: &str| pair.path.is_ident(key);
                 if function.sig.asyncness.is_some() {
                     // A module's shared runtime is for its plain tests: a
                     // `#[tokio::test]` has a runtime of its own.
-                    merged = merged.into_iter().filter(|pair| !is_key(pair, "runtime")).collect();
-                } else {
+                    merged.runtime = None;
+                } else if matches!(merged.threads, Some((false, _))) && merged.runtime.is_none() {
                     // A plain test with no threads and no shared runtime
                     // has nothing to check.
-                    let no_threads = merged
-                        .iter()
-                        .any(|pair| is_key(pair, "threads") && pair.value.to_token_stream().to_string() == "false");
-                    if no_threads && !merged.iter().any(|pair| is_key(pair, "runtime")) {
-                        continue;
-                    }
+                    continue;
                 }
-                let attribute = syn::parse_quote!(#[#krate::verify_no_leaks(#merged)]);
+                let args = merged.to_args();
+                let attribute = syn::parse_quote!(#[#krate::verify_no_leaks(#args)]);
                 if rstest {
                     // Below `#[rstest]` and its cases, which it copies to
                     // each case; above a `#[tokio::test]`.
@@ -108,8 +90,8 @@ fn rewrite(items: &mut [Item], args: &Args, krate: &TokenStream) -> syn::Result<
                     continue;
                 }
                 let merged = match nested.attrs.iter().position(is_verify) {
-                    Some(own) => merge(args, &own_args(&nested.attrs.remove(own))?),
-                    None => args.clone(),
+                    Some(own) => module.merged_with(&own_config(&nested.attrs.remove(own))?),
+                    None => module.clone(),
                 };
                 if let Some((_, inner)) = &mut nested.content {
                     rewrite(inner, &merged, krate)?;
@@ -130,22 +112,12 @@ fn take_skip(attrs: &mut Vec<Attribute>, at: usize) -> syn::Result<()> {
     Ok(())
 }
 
-/// The module's options, overridden by the test's own (list options add up).
-fn merge(module: &Args, test: &Args) -> Args {
-    let key = |pair: &MetaNameValue| pair.path.to_token_stream().to_string();
-    let mut merged: Args = module
-        .iter()
-        .filter(|pair| is_repeatable(&key(pair)) || !test.iter().any(|own| key(own) == key(pair)))
-        .cloned()
-        .collect();
-    merged.extend(test.iter().cloned());
-    merged
-}
-
-fn own_args(attr: &Attribute) -> syn::Result<Args> {
+/// A test's (or nested module's) own `#[verify_no_leaks(…)]`, validated:
+/// its errors point at its own tokens.
+fn own_config(attr: &Attribute) -> syn::Result<Config> {
     match &attr.meta {
-        syn::Meta::Path(_) => Ok(Args::new()),
-        syn::Meta::List(list) => parse_args(list.tokens.clone()),
+        syn::Meta::Path(_) => Ok(Config::default()),
+        syn::Meta::List(list) => parse_config(list.tokens.clone()),
         syn::Meta::NameValue(_) => Err(syn::Error::new_spanned(attr, "expected `#[verify_no_leaks(…)]`")),
     }
 }
@@ -197,6 +169,22 @@ fn is_unsupported_test(attr: &Attribute) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tests_own_options_win_and_repeatable_ones_add_up_as_the_table_says() {
+        for option in taskleak_options::OPTIONS {
+            let written: TokenStream = format!("{} = {}", option.name, option.value.example())
+                .parse()
+                .expect("tokens");
+            let config = parse_config(written).expect("an option of the table");
+            let merged = config.merged_with(&config).to_args().to_string();
+            let times = merged.matches(&format!("{} =", option.name)).count();
+            let expected = if option.repeatable { 2 } else { 1 };
+            assert_eq!(times, expected, "`{}` merged into: {merged}", option.name);
+            // What the merge writes parses back.
+            parse_config(merged.parse().expect("tokens")).expect("merged arguments parse");
+        }
+    }
     use quote::quote;
 
     fn expand(args: TokenStream, item: TokenStream) -> String {
@@ -220,7 +208,7 @@ mod tests {
         );
         assert_eq!(out.matches("verify_no_leaks").count(), 3, "{out}");
         assert!(
-            out.contains("ignore_spawned_at = \"a\" , max_retries = 9 , ignore_spawned_at = \"b\""),
+            out.contains("max_retries = 9 , ignore_spawned_at = \"a\" , ignore_spawned_at = \"b\""),
             "{out}"
         );
         assert!(!out.contains(":: skip"), "{out}");

@@ -37,7 +37,7 @@ const WORKERS_SETTLE: Duration = Duration::from_micros(200);
 
 /// What differs between a tokio test and a plain one: how the body runs
 /// unchecked, and how it runs checked with what its kind checks of tasks.
-/// Everything else is [`run_checked`]'s, the same for both.
+/// Everything else is [`run_test`]'s, the same for both.
 trait TestBody<T> {
     /// Whether a check has anything to look at with these options.
     fn is_checked(&self, spec: &TestSpec, options: &Options) -> bool;
