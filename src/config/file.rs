@@ -122,7 +122,11 @@ type Problem = (Range<usize>, String);
 /// Parses the file (any valid TOML) and checks its keys and values; an
 /// error is the line (from 1) and the problem.
 fn parse(text: &str) -> Result<FileConfig, (usize, String)> {
-    let line_of = |span: &Range<usize>| text[..span.start.min(text.len())].matches('\n').count() + 1;
+    // Bytes, not `str` slicing: a span is never a reason to panic.
+    let line_of = |span: &Range<usize>| {
+        let before = &text.as_bytes()[..span.start.min(text.len())];
+        before.iter().filter(|&&byte| byte == b'\n').count() + 1
+    };
     let table = DeTable::parse(text).map_err(|error| {
         let span = error.span().unwrap_or(0..0);
         let mut problem = error.message().trim_end().replace('\n', "; ");
@@ -288,6 +292,7 @@ mod tests {
     fn errors_name_the_line_and_the_problem() {
         let error = |text: &str| parse(text).expect_err("malformed");
         assert_eq!(error("\nmax_retries = many").0, 2);
+        assert_eq!(error("# é → ü\nmax_retry = \"ß\"").0, 2);
         assert!(error("max_retries = 1.5").1.contains("whole number"));
         assert!(error("max_retries = -1").1.contains("whole number from 0"));
         assert!(error("max_retry = 3").1.contains("unknown key `max_retry`"));

@@ -66,8 +66,8 @@ impl Remote {
             reason: reason.to_owned(),
             source,
         };
-        // `http::Uri` drops a fragment and reads `host:port/x` as a path:
-        // both would ask for something other than what was written.
+        // `http::Uri` would drop a `#fragment` and ask for something other
+        // than what was written: refused, as spaces and controls are.
         if url.contains('#') || url.contains(|c: char| c.is_whitespace() || c.is_control()) {
             return Err(refuse(
                 "the URL holds a space, a control character or a `#fragment`",
