@@ -202,7 +202,8 @@ fn read_keys(table: &DeTable<'_>) -> Result<FileConfig, Problem> {
                 | "ignore_dependency",
                 written,
             ) => {
-                let key = rule_key(name);
+                // The table's own `&'static str` for the name.
+                let key = taskleak_options::find(name).map_or("ignore_thread_name", |option| option.name);
                 for (span, pattern) in
                     strings(span, written).map_err(|(at, problem)| (at, format!("`{key}`: {problem}")))?
                 {
@@ -224,17 +225,6 @@ fn read_keys(table: &DeTable<'_>) -> Result<FileConfig, Problem> {
         }
     }
     Ok(config)
-}
-
-/// The rule key as the options name it.
-fn rule_key(name: &str) -> &'static str {
-    match name {
-        "ignore_top_function" => "ignore_top_function",
-        "ignore_any_function" => "ignore_any_function",
-        "ignore_spawned_at" => "ignore_spawned_at",
-        "ignore_dependency" => "ignore_dependency",
-        _ => "ignore_thread_name",
-    }
 }
 
 /// A string, or an array of strings, each with its span.
